@@ -1,0 +1,282 @@
+//! Bytes -> clean text.
+//!
+//! Order: byte order mark (UTF-8, UTF-16LE/BE), then UTF-16 without a BOM,
+//! then strict UTF-8, then "mostly UTF-8" (decoded with U+FFFD and a
+//! warning), then binary sniffing, then a legacy single-byte or CJK encoding
+//! guessed by chardetng. The result is normalised for XML 1.0: CRLF/CR -> LF,
+//! no characters XML forbids, no ANSI escape sequences, no BOM.
+
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+
+/// Decoded text and what it took to get it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub text: String,
+    /// WHATWG name, as `encoding_rs::Encoding::name()` gives it.
+    pub encoding: &'static str,
+    pub warnings: Vec<String>,
+}
+
+/// Why bytes are not text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty file")]
+    Empty,
+    #[error("not text: {0}")]
+    Binary(&'static str),
+}
+
+/// Decodes an announcement's bytes.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut warnings = Vec::new();
+    let (encoding, body) = if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
+        (enc, &bytes[bom_len..])
+    } else if let Some(enc) = utf16_without_bom(bytes) {
+        warnings.push(format!("no byte order mark; read as {}", enc.name()));
+        (enc, bytes)
+    } else if std::str::from_utf8(bytes).is_ok() {
+        (UTF_8, bytes)
+    } else if mostly_utf8(bytes) {
+        warnings.push("invalid UTF-8 sequences replaced with U+FFFD".to_string());
+        (UTF_8, bytes)
+    } else {
+        if let Some(kind) = binary_kind(bytes) {
+            return Err(DecodeError::Binary(kind));
+        }
+        let mut detector = chardetng::EncodingDetector::new();
+        detector.feed(bytes, true);
+        (detector.guess(None, false), bytes)
+    };
+    let (text, had_errors) = encoding.decode_without_bom_handling(body);
+    if had_errors && encoding != UTF_8 {
+        warnings.push(format!(
+            "bytes not valid in {} replaced with U+FFFD",
+            encoding.name()
+        ));
+    }
+    let text = clean(&text);
+    if looks_garbled(&text) {
+        return Err(DecodeError::Binary("mostly unprintable after decoding"));
+    }
+    Ok(Decoded {
+        text,
+        encoding: encoding.name(),
+        warnings,
+    })
+}
+
+/// Text whose every other byte is NUL is UTF-16 saved without a BOM.
+fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
+    if bytes.len() < 8 || bytes.len() % 2 != 0 {
+        return None;
+    }
+    let pairs = bytes.len() / 2;
+    let even_nul = bytes.iter().step_by(2).filter(|&&b| b == 0).count();
+    let odd_nul = bytes.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    // Latin-script UTF-16 has a NUL in nearly every high byte and almost
+    // none in the low bytes.
+    if odd_nul * 10 >= pairs * 7 && even_nul * 20 < pairs {
+        Some(UTF_16LE)
+    } else if even_nul * 10 >= pairs * 7 && odd_nul * 20 < pairs {
+        Some(UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// Invalid UTF-8 with many valid multi-byte sequences is damaged UTF-8, not
+/// a legacy encoding: re-decoding it as one would garble every valid letter.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let mut valid_multibyte = 0usize;
+    let mut invalid = 0usize;
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                valid_multibyte += s.chars().filter(|c| c.len_utf8() > 1).count();
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                // SAFETY-free: `good` is valid UTF-8 by construction.
+                valid_multibyte += std::str::from_utf8(good)
+                    .map(|s| s.chars().filter(|c| c.len_utf8() > 1).count())
+                    .unwrap_or(0);
+                invalid += 1;
+                let skip = e.error_len().unwrap_or(bad.len()).max(1);
+                rest = &bad[skip.min(bad.len())..];
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    valid_multibyte >= 8 && valid_multibyte >= invalid * 2
+}
+
+/// Recognises files that are not text: known magic numbers, or too many
+/// control bytes.
+fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"\x89PNG\r\n\x1a\n", "PNG image"),
+        (b"GIF87a", "GIF image"),
+        (b"GIF89a", "GIF image"),
+        (b"\xff\xd8\xff", "JPEG image"),
+        (b"%PDF-", "PDF document"),
+        (b"PK\x03\x04", "ZIP archive (or an office document)"),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+            "OLE compound file (old office format)",
+        ),
+        (b"\x1f\x8b", "gzip data"),
+        (b"\x7fELF", "executable"),
+        (b"RIFF", "RIFF media"),
+        (b"SQLite format 3\0", "SQLite database"),
+    ];
+    for (magic, kind) in MAGIC {
+        if bytes.starts_with(magic) {
+            return Some(kind);
+        }
+    }
+    let sample = &bytes[..bytes.len().min(8192)];
+    let control = sample
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1b))
+        .count();
+    (control * 20 > sample.len()).then_some("binary data (control bytes)")
+}
+
+/// After decoding: mostly replacement or control characters means garbage.
+fn looks_garbled(text: &str) -> bool {
+    let mut total = 0usize;
+    let mut bad = 0usize;
+    for c in text.chars().take(20_000) {
+        if c.is_whitespace() {
+            continue;
+        }
+        total += 1;
+        if c == '\u{FFFD}' || c.is_control() {
+            bad += 1;
+        }
+    }
+    total > 0 && bad * 5 > total
+}
+
+/// Normalises decoded text for XML 1.0 and for the parsers after it.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            '\n' | '\t' => out.push(c),
+            // Word's manual line break and the page break PDF tools emit.
+            '\u{0b}' | '\u{0c}' => out.push('\n'),
+            // ANSI escape sequences pasted from a terminal: drop the whole
+            // sequence, not just the ESC, or "[31m" is left in the text.
+            '\u{1b}' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    while let Some(&n) = chars.peek() {
+                        chars.next();
+                        if ('\u{40}'..='\u{7e}').contains(&n) {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Forbidden in XML 1.0 (C0), discouraged (DEL, C1), BOMs and
+            // noncharacters.
+            c if (c as u32) < 0x20 => {}
+            '\u{7f}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bytes: &[u8], encoding: &str, text_contains: &str) {
+        let d = decode(bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.encoding, encoding);
+        assert!(d.text.contains(text_contains), "{:?}", d.text);
+    }
+
+    #[test]
+    fn boms_and_utf8() {
+        check(b"\xef\xbb\xbfHello", "UTF-8", "Hello");
+        check(b"\xff\xfeH\0i\0", "UTF-16LE", "Hi");
+        check(b"\xfe\xff\0H\0i", "UTF-16BE", "Hi");
+        check("Zażółć gęślą jaźń".as_bytes(), "UTF-8", "gęślą");
+        assert!(!decode(b"\xef\xbb\xbfHello")
+            .unwrap()
+            .text
+            .contains('\u{feff}'));
+    }
+
+    #[test]
+    fn utf16_without_bom_is_recognised() {
+        let bytes: Vec<u8> = "Bugetare participativă"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        check(&bytes, "UTF-16LE", "participativă");
+    }
+
+    #[test]
+    fn legacy_encodings() {
+        let (b, _, _) = encoding_rs::WINDOWS_1251
+            .encode("Житомирська міська рада оголошує конкурс. Ґрунтовні зміни у програмі підтримки молоді.");
+        check(&b, "windows-1251", "Ґрунтовні");
+        let (b, _, _) = encoding_rs::WINDOWS_1250.encode(
+            "Oprava křižovatky potrvá přibližně tři týdny. Děkujeme za trpělivost – „Město“ žádá řidiče o ohleduplnost.",
+        );
+        check(&b, "windows-1250", "přibližně");
+        let (b, _, _) = encoding_rs::WINDOWS_1252.encode(
+            "Le cœur de la fête bat à Nantes : entrée 5 € pour les adultes, c’est la tradition…",
+        );
+        check(&b, "windows-1252", "cœur");
+    }
+
+    #[test]
+    fn damaged_utf8_keeps_valid_letters() {
+        let mut bytes = "Nabór wniosków do budżetu obywatelskiego. Mieszkańcy mogą zgłaszać projekty ogólnomiejskie i dzielnicowe. Głosowanie odbędzie się we wrześniu, a wyniki ogłosimy w październiku. "
+            .as_bytes()
+            .to_vec();
+        bytes.extend_from_slice(b"Zg\xb3oszenia \xc0\xaf \xff\xfe koniec \xe2\x82");
+        let d = decode(&bytes).unwrap();
+        assert_eq!(d.encoding, "UTF-8");
+        assert!(d.text.contains("budżetu") && d.text.contains('\u{FFFD}'));
+        assert_eq!(d.warnings.len(), 1);
+    }
+
+    #[test]
+    fn binary_and_empty() {
+        assert_eq!(decode(b""), Err(DecodeError::Empty));
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend((0..4000u32).map(|i| (i * 7919 % 251) as u8));
+        assert!(matches!(decode(&png), Err(DecodeError::Binary(_))));
+        let junk: Vec<u8> = (0..4000u32).map(|i| (i * 7919 % 256) as u8).collect();
+        assert!(matches!(decode(&junk), Err(DecodeError::Binary(_))));
+    }
+
+    #[test]
+    fn cleaning_for_xml() {
+        assert_eq!(clean("a\r\nb\rc"), "a\nb\nc");
+        assert_eq!(clean("x\u{0}y\u{7}z\u{8}"), "xyz");
+        assert_eq!(clean("red \u{1b}[31mALERT\u{1b}[0m!"), "red ALERT!");
+        assert_eq!(clean("a\u{0b}b\u{0c}c"), "a\nb\nc");
+        assert_eq!(clean("\u{feff}x\u{fffe}\u{85}"), "x");
+        assert_eq!(clean("emoji 👨‍👩‍👧‍👦 ok"), "emoji 👨‍👩‍👧‍👦 ok");
+    }
+}

@@ -1,0 +1,476 @@
+//! Language tags (BCP 47) and language detection.
+//!
+//! Pure: no I/O. The detector is lingua, restricted to the languages herald
+//! supports (see [`SUPPORTED`]); its models load lazily on first use and are
+//! shared by every detector built here. Detection is the last resort before
+//! the configured default: front matter, a `name.LANG.ext` suffix and a
+//! language folder always win over it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use lingua::{IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder};
+
+/// A valid, normalised BCP 47 language tag: `uk`, `pt-BR`, `sr-Latn`, `zh-Hant-TW`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LangTag(String);
+
+impl LangTag {
+    /// Parses and normalises a tag (`uk_ua` -> `uk-UA`, `iw` -> `he`).
+    /// Accepts language[-script][-region][-variant...]; rejects anything else.
+    pub fn parse(s: &str) -> Option<LangTag> {
+        let s = s.trim();
+        if s.is_empty() || s.len() > 35 {
+            return None;
+        }
+        let mut parts = s.split(['-', '_']);
+        let primary = parts.next()?.to_ascii_lowercase();
+        if !(2..=3).contains(&primary.len()) || !primary.bytes().all(|b| b.is_ascii_lowercase()) {
+            return None;
+        }
+        let primary = match primary.as_str() {
+            "iw" => "he".to_string(),
+            "in" => "id".to_string(),
+            "ji" => "yi".to_string(),
+            "jw" => "jv".to_string(),
+            "mo" => "ro".to_string(),
+            _ => primary,
+        };
+        let mut out = primary;
+        // 0 = expect script, 1 = expect region, 2 = variants only
+        let mut stage = 0;
+        for part in parts {
+            let is_alpha = part.bytes().all(|b| b.is_ascii_alphabetic());
+            let is_digit = part.bytes().all(|b| b.is_ascii_digit());
+            let is_alnum = part.bytes().all(|b| b.is_ascii_alphanumeric());
+            out.push('-');
+            if stage == 0 && part.len() == 4 && is_alpha {
+                let mut c = part.chars();
+                let first = c.next()?.to_ascii_uppercase();
+                out.push(first);
+                out.push_str(&c.as_str().to_ascii_lowercase());
+                stage = 1;
+            } else if stage <= 1 && ((part.len() == 2 && is_alpha) || (part.len() == 3 && is_digit))
+            {
+                out.push_str(&part.to_ascii_uppercase());
+                stage = 2;
+            } else if is_alnum
+                && ((5..=8).contains(&part.len())
+                    || (part.len() == 4 && part.as_bytes()[0].is_ascii_digit()))
+            {
+                out.push_str(&part.to_ascii_lowercase());
+                stage = 2;
+            } else {
+                return None;
+            }
+        }
+        Some(LangTag(out))
+    }
+
+    /// Like [`LangTag::parse`], but only for tags whose primary subtag is a
+    /// known ISO 639-1 code: used on file and folder names, where a random
+    /// word (`notes.old.txt`) must not be taken for a language.
+    pub fn parse_known(s: &str) -> Option<LangTag> {
+        let tag = LangTag::parse(s)?;
+        ISO_639_1.binary_search(&tag.primary()).ok()?;
+        Some(tag)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The primary language subtag: `pt` for `pt-BR`. Feeds are grouped by it.
+    pub fn primary(&self) -> &str {
+        self.0.split('-').next().unwrap_or(&self.0)
+    }
+
+    /// The tag reduced to its primary subtag.
+    pub fn primary_tag(&self) -> LangTag {
+        LangTag(self.primary().to_string())
+    }
+
+    /// Whether the language is written right to left.
+    pub fn is_rtl(&self) -> bool {
+        if self.0.contains("-Latn") || self.0.contains("-Cyrl") {
+            return false;
+        }
+        matches!(
+            self.primary(),
+            "ar" | "he" | "fa" | "ur" | "yi" | "ps" | "sd" | "ug" | "dv" | "ckb" | "syr"
+        ) || self.0.contains("-Arab")
+            || self.0.contains("-Hebr")
+    }
+
+    /// The language's own name for itself, for pages and feed titles.
+    pub fn name(&self) -> &str {
+        let p = self.primary();
+        ENDONYMS
+            .iter()
+            .find(|(code, _)| *code == p)
+            .map_or(self.as_str(), |(_, name)| name)
+    }
+}
+
+impl fmt::Display for LangTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The languages detection chooses among when `site.languages` is empty.
+pub const SUPPORTED: &[Language] = &[
+    Language::Albanian,
+    Language::Arabic,
+    Language::Armenian,
+    Language::Azerbaijani,
+    Language::Basque,
+    Language::Belarusian,
+    Language::Bokmal,
+    Language::Bosnian,
+    Language::Bulgarian,
+    Language::Catalan,
+    Language::Chinese,
+    Language::Croatian,
+    Language::Czech,
+    Language::Danish,
+    Language::Dutch,
+    Language::English,
+    Language::Estonian,
+    Language::Finnish,
+    Language::French,
+    Language::Georgian,
+    Language::German,
+    Language::Greek,
+    Language::Hebrew,
+    Language::Hindi,
+    Language::Hungarian,
+    Language::Icelandic,
+    Language::Irish,
+    Language::Italian,
+    Language::Japanese,
+    Language::Korean,
+    Language::Latvian,
+    Language::Lithuanian,
+    Language::Macedonian,
+    Language::Nynorsk,
+    Language::Persian,
+    Language::Polish,
+    Language::Portuguese,
+    Language::Romanian,
+    Language::Russian,
+    Language::Serbian,
+    Language::Slovak,
+    Language::Slovene,
+    Language::Spanish,
+    Language::Swedish,
+    Language::Turkish,
+    Language::Ukrainian,
+    Language::Urdu,
+    Language::Welsh,
+];
+
+/// What detection concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub lang: LangTag,
+    /// lingua's confidence for the winner, 0..=1.
+    pub confidence: f64,
+}
+
+/// Below this many letters a text says too little to detect anything.
+const MIN_LETTERS: usize = 3;
+/// Detection reads at most this many characters of the prepared text: long
+/// texts gain nothing from more, and the cost grows with the length.
+const MAX_CHARS: usize = 1_200;
+/// When the default language's confidence is within this margin of the
+/// winner's, the guess is not trusted over the configured default.
+const DEFAULT_MARGIN: f64 = 0.10;
+
+/// Detects the language of `text` among `allowed` (all supported languages
+/// when empty). Returns `None` when the text has too few letters or no
+/// allowed language can be detected; the caller falls back to the default.
+pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Detection> {
+    let sample = prepare(text);
+    if sample.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+        return None;
+    }
+    let languages = candidate_languages(allowed);
+    match languages.len() {
+        0 => return None,
+        1 => {
+            return Some(Detection {
+                lang: LangTag::parse(&languages[0].iso_code_639_1().to_string())?,
+                confidence: 1.0,
+            })
+        }
+        _ => {}
+    }
+    let detector = detector_for(&languages);
+    let values = detector.compute_language_confidence_values(sample);
+    let (best, confidence) = *values.first()?;
+    if confidence <= 0.0 {
+        return None;
+    }
+    let best_tag = tag_of(best)?;
+    // An unreliable guess must not beat the configured default: keep the
+    // default when it scored nearly as well as the winner.
+    if best_tag.primary() != default.primary() {
+        if let Some((_, default_conf)) = values
+            .iter()
+            .find(|(l, _)| tag_of(*l).is_some_and(|t| t.primary() == default.primary()))
+        {
+            if confidence - default_conf < DEFAULT_MARGIN {
+                return Some(Detection {
+                    lang: default.primary_tag(),
+                    confidence: *default_conf,
+                });
+            }
+        }
+    }
+    Some(Detection {
+        lang: best_tag,
+        confidence,
+    })
+}
+
+/// The lingua languages to choose among for a configured set.
+fn candidate_languages(allowed: &[LangTag]) -> Vec<Language> {
+    if allowed.is_empty() {
+        return SUPPORTED.to_vec();
+    }
+    let mut out: Vec<Language> = allowed
+        .iter()
+        .filter_map(|t| language_of(t.primary()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn language_of(primary: &str) -> Option<Language> {
+    let code: IsoCode639_1 = primary.parse().ok()?;
+    let lang = Language::from_iso_code_639_1(&code);
+    SUPPORTED.contains(&lang).then_some(lang)
+}
+
+fn tag_of(lang: Language) -> Option<LangTag> {
+    LangTag::parse(&lang.iso_code_639_1().to_string())
+}
+
+/// One detector per candidate set, built once; lingua shares the models
+/// between detectors, so a second set costs no extra model memory.
+fn detector_for(languages: &[Language]) -> Arc<LanguageDetector> {
+    static CACHE: OnceLock<Mutex<HashMap<Vec<Language>, Arc<LanguageDetector>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock only means another thread panicked while inserting; the
+    // map itself is still usable.
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(languages.to_vec())
+        .or_insert_with(|| Arc::new(LanguageDetectorBuilder::from_languages(languages).build()))
+        .clone()
+}
+
+/// Drops what carries no language (URLs, e-mail addresses, numbers, phone
+/// numbers) and keeps the first [`MAX_CHARS`] characters of the rest.
+fn prepare(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_CHARS * 2));
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        if word.contains("://") || word.starts_with("www.") || word.contains('@') {
+            continue;
+        }
+        if !word.chars().any(|c| c.is_alphabetic()) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        chars += word.chars().count() + 1;
+        if chars >= MAX_CHARS {
+            break;
+        }
+    }
+    out
+}
+
+/// ISO 639-1 codes, sorted, for recognising language names in paths.
+const ISO_639_1: &[&str] = &[
+    "aa", "ab", "ae", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az", "ba", "be", "bg", "bh",
+    "bi", "bm", "bn", "bo", "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da",
+    "de", "dv", "dz", "ee", "el", "en", "eo", "es", "et", "eu", "fa", "ff", "fi", "fj", "fo", "fr",
+    "fy", "ga", "gd", "gl", "gn", "gu", "gv", "ha", "he", "hi", "ho", "hr", "ht", "hu", "hy", "hz",
+    "ia", "id", "ie", "ig", "ii", "ik", "io", "is", "it", "iu", "ja", "jv", "ka", "kg", "ki", "kj",
+    "kk", "kl", "km", "kn", "ko", "kr", "ks", "ku", "kv", "kw", "ky", "la", "lb", "lg", "li", "ln",
+    "lo", "lt", "lu", "lv", "mg", "mh", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "na", "nb",
+    "nd", "ne", "ng", "nl", "nn", "no", "nr", "nv", "ny", "oc", "oj", "om", "or", "os", "pa", "pi",
+    "pl", "ps", "pt", "qu", "rm", "rn", "ro", "ru", "rw", "sa", "sc", "sd", "se", "sg", "si", "sk",
+    "sl", "sm", "sn", "so", "sq", "sr", "ss", "st", "su", "sv", "sw", "ta", "te", "tg", "th", "ti",
+    "tk", "tl", "tn", "to", "tr", "ts", "tt", "tw", "ty", "ug", "uk", "ur", "uz", "ve", "vi", "vo",
+    "wa", "wo", "xh", "yi", "yo", "za", "zh", "zu",
+];
+
+const ENDONYMS: &[(&str, &str)] = &[
+    ("ar", "العربية"),
+    ("az", "Azərbaycanca"),
+    ("be", "Беларуская"),
+    ("bg", "Български"),
+    ("bs", "Bosanski"),
+    ("ca", "Català"),
+    ("cs", "Čeština"),
+    ("cy", "Cymraeg"),
+    ("da", "Dansk"),
+    ("de", "Deutsch"),
+    ("el", "Ελληνικά"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("et", "Eesti"),
+    ("eu", "Euskara"),
+    ("fa", "فارسی"),
+    ("fi", "Suomi"),
+    ("fr", "Français"),
+    ("ga", "Gaeilge"),
+    ("he", "עברית"),
+    ("hi", "हिन्दी"),
+    ("hr", "Hrvatski"),
+    ("hu", "Magyar"),
+    ("hy", "Հայերեն"),
+    ("is", "Íslenska"),
+    ("it", "Italiano"),
+    ("ja", "日本語"),
+    ("ka", "ქართული"),
+    ("ko", "한국어"),
+    ("lb", "Lëtzebuergesch"),
+    ("lt", "Lietuvių"),
+    ("lv", "Latviešu"),
+    ("mk", "Македонски"),
+    ("mt", "Malti"),
+    ("nb", "Norsk bokmål"),
+    ("nl", "Nederlands"),
+    ("nn", "Norsk nynorsk"),
+    ("no", "Norsk"),
+    ("pl", "Polski"),
+    ("pt", "Português"),
+    ("ro", "Română"),
+    ("ru", "Русский"),
+    ("sk", "Slovenčina"),
+    ("sl", "Slovenščina"),
+    ("sq", "Shqip"),
+    ("sr", "Српски"),
+    ("sv", "Svenska"),
+    ("tr", "Türkçe"),
+    ("uk", "Українська"),
+    ("ur", "اردو"),
+    ("zh", "中文"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_parse_and_normalise() {
+        let check = |input: &str, expected: Option<&str>| {
+            assert_eq!(
+                LangTag::parse(input).as_ref().map(LangTag::as_str),
+                expected,
+                "{input}"
+            );
+        };
+        check("uk", Some("uk"));
+        check("uk-UA", Some("uk-UA"));
+        check("pt_br", Some("pt-BR"));
+        check("SR-latn-rs", Some("sr-Latn-RS"));
+        check("es-419", Some("es-419"));
+        check("iw", Some("he"));
+        check("de-CH-1996", Some("de-CH-1996"));
+        check("english", None);
+        check("", None);
+        check("u", None);
+        check("uk-", None);
+        check("pl-PL-x", None);
+        check("12", None);
+    }
+
+    #[test]
+    fn known_tags_only_for_paths() {
+        assert!(LangTag::parse_known("pl").is_some());
+        assert!(LangTag::parse_known("pt-BR").is_some());
+        assert!(LangTag::parse_known("old").is_none());
+        assert!(LangTag::parse_known("xx").is_none());
+        assert!(
+            ISO_639_1.windows(2).all(|w| w[0] < w[1]),
+            "ISO_639_1 must stay sorted"
+        );
+    }
+
+    #[test]
+    fn primary_rtl_and_names() {
+        let t = LangTag::parse("pt-BR").unwrap();
+        assert_eq!(t.primary(), "pt");
+        assert_eq!(t.name(), "Português");
+        assert!(LangTag::parse("ar").unwrap().is_rtl());
+        assert!(LangTag::parse("he-IL").unwrap().is_rtl());
+        assert!(!LangTag::parse("uk").unwrap().is_rtl());
+    }
+
+    fn detect_primary(text: &str) -> Option<String> {
+        let en = LangTag::parse("en").unwrap();
+        detect(text, &[], &en).map(|d| d.lang.primary().to_string())
+    }
+
+    #[test]
+    fn detects_close_languages() {
+        let check = |text: &str, expected: &str| {
+            assert_eq!(detect_primary(text).as_deref(), Some(expected), "{text}");
+        };
+        check(
+            "Міська рада оголошує конкурс проєктів громадського бюджету на наступний рік.",
+            "uk",
+        );
+        check(
+            "Городская администрация объявляет о ремонте дороги на улице Ленина.",
+            "ru",
+        );
+        check(
+            "Mesto vyhlasuje súťaž o najlepší projekt obnovy námestia.",
+            "sk",
+        );
+        check(
+            "Město vyhlašuje soutěž o nejlepší projekt obnovy náměstí.",
+            "cs",
+        );
+        check(
+            "Kommunen åbner en ny cykelsti langs havnen i næste uge.",
+            "da",
+        );
+        check(
+            "La ciutat obrirà una nova biblioteca al barri de Gràcia aquesta setmana.",
+            "ca",
+        );
+    }
+
+    #[test]
+    fn too_little_text_is_no_detection() {
+        assert_eq!(detect_primary("12:30 — 14:00, +49 30 1234567"), None);
+        assert_eq!(detect_primary("https://example.org/a"), None);
+    }
+
+    #[test]
+    fn restricted_set_and_single_language() {
+        let en = LangTag::parse("en").unwrap();
+        let only_pl = [LangTag::parse("pl").unwrap()];
+        let d = detect("Anything at all here", &only_pl, &en).unwrap();
+        assert_eq!(d.lang.as_str(), "pl");
+        let uk_pl = [LangTag::parse("uk").unwrap(), LangTag::parse("pl").unwrap()];
+        let d = detect(
+            "Городская администрация объявляет о ремонте дороги.",
+            &uk_pl,
+            &en,
+        )
+        .unwrap();
+        assert_eq!(d.lang.as_str(), "uk");
+    }
+}

@@ -1,0 +1,10 @@
+pub mod announcement;
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod logging;
+pub mod pipeline;
+pub mod publish;
+pub mod render;
+pub mod report;
+pub mod scan;

@@ -1,0 +1,563 @@
+//! watch folder + state -> a [`Plan`] -> catalog changes and rendered documents.
+//!
+//! This is where the rules about ids and dates live, shared by `build`,
+//! `check` and the daemon:
+//! - an id never changes: an edited file keeps its id, a renamed file with
+//!   the same bytes keeps it, a file deleted and written again at the same
+//!   path gets its old id back; ids of deleted entries are never reused;
+//! - `published` is the front-matter date, else the time herald first saw the
+//!   file (its modification time for files there at the first run);
+//! - `updated` is the front-matter `updated`, else the time the content was
+//!   seen to change (`published` for the first version);
+//! - a file that stops parsing keeps its last good version published and
+//!   costs one warning per change.
+//!
+//! Files are read and parsed in parallel; decisions are made in path order,
+//! so the outcome does not depend on thread timing.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::announcement::{self, Announcement, ParseOptions};
+use crate::catalog::{Catalog, CatalogError, Change, Entry, Known};
+use crate::publish::{self, Document};
+use crate::render::{self, Scope, Site};
+use crate::scan::FileInfo;
+
+/// What the planner needs besides the catalog.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub options: ParseOptions,
+    pub id_prefix: String,
+    pub now: DateTime<FixedOffset>,
+    /// The state was empty when this process opened it: files already there
+    /// are dated by their modification time.
+    pub first_run: bool,
+    pub max_file_bytes: u64,
+    /// Parse every file even when its size and time are unchanged (`check`).
+    pub reparse_all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    New,
+    Changed,
+    Renamed { from: String },
+    Unchanged,
+    Rejected,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub rel: String,
+    pub status: Status,
+    /// The entry as it is (or will stay) published. `None` for rejected
+    /// files and for unchanged files that were not re-parsed.
+    pub entry: Option<Entry>,
+    pub encoding: Option<&'static str>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// Whether this outcome is news (worth a log line): a rejection of a
+    /// file that was already rejected as it is now is not.
+    pub fresh: bool,
+}
+
+/// Everything one sync decided.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub outcomes: Vec<Outcome>,
+    pub changes: Vec<Change>,
+    /// Entries unpublished because their file is gone.
+    pub deleted: Vec<Entry>,
+    /// Entries whose page must be (re)rendered.
+    pub pages: Vec<Entry>,
+    /// Page paths that no longer exist.
+    pub pages_removed: Vec<String>,
+}
+
+impl Plan {
+    /// Whether applying it changes what is published.
+    pub fn changes_output(&self) -> bool {
+        !self.pages.is_empty() || !self.deleted.is_empty()
+    }
+}
+
+/// Decides what to do with `files` (present now) and `gone` (live paths
+/// whose file disappeared). `known` holds the live catalog rows for the
+/// paths in `files`.
+pub fn plan(
+    catalog: &Catalog,
+    files: &[FileInfo],
+    known: &HashMap<String, Known>,
+    gone: Vec<(String, Known)>,
+    ctx: &Context,
+) -> Result<Plan, CatalogError> {
+    let mut plan = Plan::default();
+    let mut to_read = Vec::new();
+    for f in files {
+        let k = known.get(&f.rel);
+        let same_meta = |size: u64, mtime: i64| size == f.size && mtime == f.mtime_ns;
+        if !ctx.reparse_all {
+            if k.is_some_and(|k| same_meta(k.size, k.mtime_ns)) {
+                plan.outcomes.push(outcome(&f.rel, Status::Unchanged, None));
+                continue;
+            }
+            if let Some(r) = catalog.rejected(&f.rel)? {
+                if same_meta(r.size, r.mtime_ns) {
+                    let mut o = outcome(&f.rel, Status::Rejected, None);
+                    o.error = Some(r.error);
+                    o.fresh = false;
+                    plan.outcomes.push(o);
+                    continue;
+                }
+            }
+        }
+        to_read.push(f);
+    }
+
+    let parsed = read_and_parse_all(&to_read, ctx);
+
+    let mut gone: Vec<(String, Known)> = gone;
+    let mut claimed_ids: HashSet<String> = HashSet::new();
+    let mut claimed_slugs: HashSet<String> = HashSet::new();
+    for (f, result) in to_read.into_iter().zip(parsed) {
+        let (hash, parsed) = match result {
+            Err(error) => {
+                plan.reject(f, error, None);
+                continue;
+            }
+            Ok(r) => r,
+        };
+        let a = match parsed {
+            Err(e) => {
+                plan.reject(f, e.to_string(), None);
+                continue;
+            }
+            Ok(a) => a,
+        };
+        let encoding = a.encoding;
+        let mut warnings = a.warnings.clone();
+
+        // Which stored entry, if any, is this file?
+        let mut status = Status::New;
+        let mut previous: Option<Entry> = None;
+        if let Some(k) = known.get(&f.rel) {
+            previous = catalog.entry(&k.id)?;
+            status = if k.hash == hash {
+                Status::Unchanged
+            } else {
+                Status::Changed
+            };
+        } else if let Some(fm_id) = a.id.as_deref().map(|id| full_id(&ctx.id_prefix, id)) {
+            if let Some(e) = catalog.entry(&fm_id)? {
+                if !e.path.is_empty() && !gone.iter().any(|(p, _)| *p == e.path) {
+                    let msg = format!("front matter `id` {fm_id:?} is already used by {}", e.path);
+                    plan.reject(f, msg, Some(encoding));
+                    continue;
+                }
+                gone.retain(|(p, _)| *p != e.path);
+                status = Status::Renamed {
+                    from: e.path.clone(),
+                };
+                previous = Some(e);
+            }
+        } else if let Some(i) = gone.iter().position(|(_, k)| k.hash == hash) {
+            let (from, k) = gone.remove(i);
+            previous = catalog.entry(&k.id)?;
+            status = Status::Renamed { from };
+        } else if let Some(e) = catalog.deleted_by_hash(&hash)? {
+            status = Status::Renamed {
+                from: e.path.clone(),
+            };
+            previous = Some(e);
+        } else if let Some(e) = catalog.deleted_by_last_path(&f.rel)? {
+            status = Status::Changed;
+            previous = Some(e);
+        }
+        if previous
+            .as_ref()
+            .is_some_and(|p| claimed_ids.contains(&p.id))
+        {
+            // Two new files claim the same old entry: the first (in path
+            // order) gets it, the other is new.
+            previous = None;
+            status = Status::New;
+        }
+
+        let entry = match previous {
+            Some(p) => {
+                let content_changed = p.hash != hash;
+                let published = a.published.unwrap_or(p.published);
+                let updated =
+                    a.updated
+                        .unwrap_or(if content_changed { ctx.now } else { p.updated });
+                if a.id
+                    .as_deref()
+                    .is_some_and(|id| full_id(&ctx.id_prefix, id) != p.id)
+                {
+                    warnings.push(format!(
+                        "front matter `id` ignored: this file already has the id {:?}",
+                        p.id
+                    ));
+                }
+                let old_page = render::page_path(&p);
+                let e = entry_from(
+                    a,
+                    p.id,
+                    p.slug,
+                    f,
+                    hash,
+                    p.first_seen,
+                    published,
+                    updated.max(published),
+                );
+                if render::page_path(&e) != old_page {
+                    plan.pages_removed.push(old_page);
+                }
+                e
+            }
+            None => {
+                let id = match a.id.as_deref() {
+                    Some(id) => full_id(&ctx.id_prefix, id),
+                    None => unique(
+                        &format!("{}{}", ctx.id_prefix, render::encode_path(&f.rel)),
+                        '~',
+                        |c| Ok(claimed_ids.contains(c) || catalog.id_exists(c)?),
+                    )?,
+                };
+                let slug = unique(&slug_of(&f.rel), '-', |c| {
+                    Ok(claimed_slugs.contains(c) || catalog.slug_exists(c)?)
+                })?;
+                let seen = if ctx.first_run {
+                    time_of(f.mtime_ns).min(ctx.now)
+                } else {
+                    ctx.now
+                };
+                let published = a.published.unwrap_or(seen);
+                let updated = a.updated.unwrap_or(published).max(published);
+                entry_from(a, id, slug, f, hash, seen, published, updated)
+            }
+        };
+        claimed_ids.insert(entry.id.clone());
+        claimed_slugs.insert(entry.slug.clone());
+        if status == Status::Unchanged && !ctx.reparse_all {
+            plan.changes.push(Change::Touch {
+                id: entry.id.clone(),
+                size: f.size,
+                mtime_ns: f.mtime_ns,
+            });
+            plan.changes.push(Change::ClearReject {
+                path: f.rel.clone(),
+            });
+        } else if status != Status::Unchanged {
+            plan.changes.push(Change::Upsert(Box::new(entry.clone())));
+            plan.pages.push(entry.clone());
+        }
+        let mut o = outcome(&f.rel, status, Some(entry));
+        o.encoding = Some(encoding);
+        o.warnings = warnings;
+        plan.outcomes.push(o);
+    }
+
+    for (path, k) in gone {
+        if let Some(e) = catalog.entry(&k.id)? {
+            plan.pages_removed.push(render::page_path(&e));
+            plan.changes.push(Change::Delete {
+                id: k.id.clone(),
+                at: ctx.now,
+            });
+            plan.changes.push(Change::ClearReject { path });
+            plan.deleted.push(e);
+        }
+    }
+    plan.outcomes.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(plan)
+}
+
+impl Plan {
+    fn reject(&mut self, f: &FileInfo, error: String, encoding: Option<&'static str>) {
+        self.changes.push(Change::Reject {
+            path: f.rel.clone(),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+            error: error.clone(),
+        });
+        let mut o = outcome(&f.rel, Status::Rejected, None);
+        o.error = Some(error);
+        o.encoding = encoding;
+        self.outcomes.push(o);
+    }
+}
+
+fn outcome(rel: &str, status: Status, entry: Option<Entry>) -> Outcome {
+    Outcome {
+        rel: rel.to_string(),
+        status,
+        entry,
+        encoding: None,
+        error: None,
+        warnings: Vec::new(),
+        fresh: true,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry_from(
+    a: Announcement,
+    id: String,
+    slug: String,
+    f: &FileInfo,
+    hash: String,
+    first_seen: DateTime<FixedOffset>,
+    published: DateTime<FixedOffset>,
+    updated: DateTime<FixedOffset>,
+) -> Entry {
+    Entry {
+        id,
+        path: f.rel.clone(),
+        slug,
+        hash,
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        first_seen,
+        published,
+        updated,
+        lang: a.lang,
+        lang_source: a.lang_source,
+        encoding: a.encoding.to_string(),
+        title: a.title,
+        summary: a.summary,
+        content: a.content_html,
+        author: a.author,
+        tags: a.tags,
+        warnings: a.warnings,
+    }
+}
+
+type ReadResult = Result<(String, Result<Announcement, announcement::ParseError>), String>;
+
+/// Reads, hashes and parses files on all cores.
+fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if files.len() < 16 || threads == 1 {
+        return files.iter().map(|f| read_and_parse(f, ctx)).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|f| read_and_parse(f, ctx))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                // A panic in the parser is a bug; with panic = "abort" in
+                // release builds this arm only runs in debug builds.
+                Err(_) => vec![Err("internal error while parsing".to_string())],
+            })
+            .collect()
+    })
+}
+
+fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {
+    let limit = ctx.max_file_bytes;
+    if f.size > limit {
+        return Err(format!(
+            "file too large ({} bytes; limits.max_file_bytes is {limit})",
+            f.size
+        ));
+    }
+    let file = std::fs::File::open(&f.abs).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::with_capacity(f.size as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "file too large (over {limit} bytes; limits.max_file_bytes)"
+        ));
+    }
+    let hash = hex(&Sha256::digest(&bytes));
+    Ok((hash, announcement::parse(&f.rel, &bytes, &ctx.options)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A front-matter id as a full id: kept when it is already a URI
+/// (`urn:`, `tag:`, `https:`), else placed under the site's tag prefix.
+pub fn full_id(prefix: &str, id: &str) -> String {
+    let id = id.trim();
+    let is_uri = id.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    }) && !id.contains(char::is_whitespace);
+    if is_uri {
+        id.to_string()
+    } else {
+        format!("{prefix}{}", render::encode_path(id))
+    }
+}
+
+/// `base`, or `base{sep}2`, `base{sep}3`... whichever is free.
+fn unique(
+    base: &str,
+    sep: char,
+    mut taken: impl FnMut(&str) -> Result<bool, CatalogError>,
+) -> Result<String, CatalogError> {
+    if !taken(base)? {
+        return Ok(base.to_string());
+    }
+    let mut n = 2;
+    loop {
+        let candidate = format!("{base}{sep}{n}");
+        if !taken(&candidate)? {
+            return Ok(candidate);
+        }
+        n += 1;
+    }
+}
+
+/// A page slug from a path: the file stem without a language suffix,
+/// lowercased, letters and digits kept (any script), the rest as `-`.
+pub fn slug_of(rel: &str) -> String {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let stem = match stem.rsplit_once('.') {
+        Some((s, suffix)) if crate::announcement::lang::LangTag::parse_known(suffix).is_some() => s,
+        _ => stem,
+    };
+    let mut slug = String::new();
+    for c in stem.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.chars().count() >= 80 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_string();
+    if slug.is_empty() {
+        "entry".to_string()
+    } else {
+        slug
+    }
+}
+
+/// A file time as a date (UTC, whole seconds).
+pub fn time_of(mtime_ns: i64) -> DateTime<FixedOffset> {
+    let secs = mtime_ns.div_euclid(1_000_000_000);
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or_default()
+        .fixed_offset()
+}
+
+/// `now` as herald records it: UTC, whole seconds.
+pub fn now() -> DateTime<FixedOffset> {
+    time_of(Utc::now().timestamp().saturating_mul(1_000_000_000))
+}
+
+/// Renders every feed and index from the catalog, plus the given pages.
+pub fn render_documents(
+    catalog: &Catalog,
+    site: &Site,
+    max_entries: usize,
+    pages: &[Entry],
+) -> Result<Vec<Document>, CatalogError> {
+    let mut docs = Vec::new();
+    let mut scopes = vec![Scope::All];
+    scopes.extend(site.languages.iter().map(|(l, _)| Scope::Lang(l.clone())));
+    for scope in &scopes {
+        let lang = match scope {
+            Scope::All => None,
+            Scope::Lang(l) => Some(l.primary()),
+        };
+        let entries = catalog.latest(lang, max_entries)?;
+        let last_modified = entries.iter().map(|e| e.updated.timestamp()).max();
+        let dir = scope.dir();
+        docs.push(Document {
+            path: format!("{dir}rss.xml"),
+            bytes: render::rss::render(site, scope, &entries).into(),
+            content_type: publish::RSS,
+            last_modified,
+        });
+        docs.push(Document {
+            path: format!("{dir}atom.xml"),
+            bytes: render::atom::render(site, scope, &entries).into(),
+            content_type: publish::ATOM,
+            last_modified,
+        });
+        docs.push(Document {
+            path: format!("{dir}index.html"),
+            bytes: render::html::index(site, scope, &entries)
+                .into_bytes()
+                .into(),
+            content_type: publish::HTML,
+            last_modified,
+        });
+    }
+    for e in pages {
+        docs.push(Document {
+            path: render::page_path(e),
+            bytes: render::html::entry(site, e).into_bytes().into(),
+            content_type: publish::HTML,
+            last_modified: Some(e.updated.timestamp()),
+        });
+    }
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        let check = |rel: &str, expected: &str| assert_eq!(slug_of(rel), expected, "{rel}");
+        check("a/2025-04-07-Tram Detour.uk.md", "2025-04-07-tram-detour");
+        check("оголошення.txt", "оголошення");
+        check("x/.txt", "entry");
+        check("notes.old.txt", "notes-old");
+        check("!!!.md", "entry");
+    }
+
+    #[test]
+    fn front_matter_ids() {
+        let p = "tag:example.org,2026-11-23:";
+        assert_eq!(full_id(p, "urn:uuid:1234"), "urn:uuid:1234");
+        assert_eq!(full_id(p, "tag:other.org,2020:x"), "tag:other.org,2020:x");
+        assert_eq!(
+            full_id(p, "council 2025/7"),
+            "tag:example.org,2026-11-23:council%202025/7"
+        );
+        assert_eq!(full_id(p, "a:"), "tag:example.org,2026-11-23:a%3A");
+    }
+
+    #[test]
+    fn unique_names() {
+        let taken = ["a", "a~2"];
+        let r = unique("a", '~', |c| Ok(taken.contains(&c))).unwrap();
+        assert_eq!(r, "a~3");
+    }
+}

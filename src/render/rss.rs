@@ -1,0 +1,134 @@
+//! RSS 2.0 with the `content`, `dc` and `atom` extensions.
+//!
+//! Each item carries its own `dc:language`; a per-language channel also has
+//! `<language>`. Dates are RFC 822 as RSS requires.
+
+use std::collections::BTreeMap;
+
+use rss::extension::atom::{AtomExtension, Link};
+use rss::extension::dublincore::DublinCoreExtension;
+use rss::{CategoryBuilder, ChannelBuilder, GuidBuilder, ItemBuilder};
+
+use super::{newest_updated, page_path, url, Scope, Site, GENERATOR, VERSION};
+use crate::catalog::Entry;
+
+/// Renders one RSS document.
+pub fn render(site: &Site, scope: &Scope, entries: &[Entry]) -> Vec<u8> {
+    let items: Vec<rss::Item> = entries.iter().map(|e| item(site, e)).collect();
+    let self_link = Link {
+        href: url(site, &format!("{}rss.xml", scope.dir())),
+        rel: "self".into(),
+        mime_type: Some("application/rss+xml".into()),
+        ..Link::default()
+    };
+    let newest_published = entries
+        .iter()
+        .map(|e| e.published)
+        .max()
+        .unwrap_or(site.epoch);
+    let mut namespaces = BTreeMap::new();
+    namespaces.insert(
+        "atom".to_string(),
+        "http://www.w3.org/2005/Atom".to_string(),
+    );
+    let channel = ChannelBuilder::default()
+        .title(scope.title(site))
+        .link(url(site, &scope.dir()))
+        .description(site.description.clone())
+        .language(match scope {
+            Scope::All => None,
+            Scope::Lang(l) => Some(l.as_str().to_string()),
+        })
+        .generator(Some(format!("{GENERATOR} {VERSION}")))
+        .pub_date(Some(newest_published.to_rfc2822()))
+        .last_build_date(Some(newest_updated(site, entries).to_rfc2822()))
+        .namespaces(namespaces)
+        .atom_ext(Some(AtomExtension {
+            links: vec![self_link],
+        }))
+        .items(items)
+        .build();
+    let mut out = Vec::with_capacity(4096 + entries.len() * 4096);
+    out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    // Writing into a Vec cannot fail with an I/O error, and the channel holds
+    // only strings we built: an error here would be a bug in the rss crate.
+    match channel.write_to(&mut out) {
+        Ok(_) => {}
+        Err(e) => unreachable!("writing RSS to memory failed: {e}"),
+    }
+    out.push(b'\n');
+    out
+}
+
+fn item(site: &Site, e: &Entry) -> rss::Item {
+    let dc = DublinCoreExtension {
+        languages: vec![e.lang.as_str().to_string()],
+        creators: e.author.iter().cloned().collect(),
+        ..DublinCoreExtension::default()
+    };
+    ItemBuilder::default()
+        .title(Some(e.title.clone()))
+        .link(Some(url(site, &page_path(e))))
+        .guid(Some(
+            GuidBuilder::default()
+                .value(e.id.clone())
+                .permalink(false)
+                .build(),
+        ))
+        .pub_date(Some(e.published.to_rfc2822()))
+        .description(Some(e.summary.clone()))
+        .content(Some(e.content.clone()))
+        .categories(
+            e.tags
+                .iter()
+                .map(|t| CategoryBuilder::default().name(t.clone()).build())
+                .collect::<Vec<_>>(),
+        )
+        .dublin_core_ext(Some(dc))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announcement::lang::LangTag;
+    use crate::render::fixtures;
+
+    #[test]
+    fn reads_back_with_fields() {
+        let site = fixtures::site();
+        let entries = vec![fixtures::entry(
+            "tram",
+            "uk",
+            "Трамвай <№2> & ремонт",
+            "<p>Текст]]>&amp;</p>",
+        )];
+        let bytes = render(&site, &Scope::Lang(LangTag::parse("uk").unwrap()), &entries);
+        let channel = ::rss::Channel::read_from(&bytes[..]).unwrap();
+        assert_eq!(channel.language(), Some("uk"));
+        assert_eq!(channel.title(), "City & News (Українська)");
+        let item = &channel.items()[0];
+        assert_eq!(item.title(), Some("Трамвай <№2> & ремонт"));
+        assert_eq!(item.guid().unwrap().value(), entries[0].id);
+        assert!(!item.guid().unwrap().is_permalink());
+        assert_eq!(item.link(), Some("https://news.example.org/uk/tram.html"));
+        assert_eq!(item.content(), Some("<p>Текст]]>&amp;</p>"));
+        assert_eq!(item.dublin_core_ext().unwrap().languages(), ["uk"]);
+        assert_eq!(item.categories()[0].name(), "транспорт");
+        assert_eq!(item.pub_date(), Some("Mon, 7 Apr 2025 08:00:00 +0300"));
+        assert_eq!(
+            channel.atom_ext().unwrap().links()[0].href(),
+            "https://news.example.org/uk/rss.xml"
+        );
+    }
+
+    #[test]
+    fn deterministic() {
+        let site = fixtures::site();
+        let entries = vec![fixtures::entry("a", "en", "A", "<p>a</p>")];
+        assert_eq!(
+            render(&site, &Scope::All, &entries),
+            render(&site, &Scope::All, &entries)
+        );
+    }
+}
