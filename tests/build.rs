@@ -1,0 +1,388 @@
+//! `herald build` and `herald check` on the shared corpus and on fixtures:
+//! every file against `expected.json`, read back with independent parsers.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::{html_unescape, title_matches, Site};
+
+fn expected() -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string(support::corpus_dir().join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn corpus_matches_expected() {
+    let site = Site::new("").with_corpus();
+    let out = site.build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rows = site.check_json();
+    let by_path: HashMap<String, &serde_json::Value> = rows
+        .iter()
+        .map(|r| (r["path"].as_str().unwrap().to_string(), r))
+        .collect();
+
+    let atom = site.parse_feed("atom.xml");
+    let rss = site.parse_feed("rss.xml");
+    let atom_typed = atom_syndication::Feed::read_from(&site.read_feed("atom.xml")[..]).unwrap();
+    let rss_typed = rss::Channel::read_from(&site.read_feed("rss.xml")[..]).unwrap();
+    let mut failures = Vec::new();
+
+    for (path, exp) in expected() {
+        let Some(row) = by_path.get(&path) else {
+            failures.push(format!("{path}: not reported by check"));
+            continue;
+        };
+        if exp.get("ignore").is_some() {
+            if row["status"] != "ignored" {
+                failures.push(format!("{path}: should be ignored, is {}", row["status"]));
+            }
+            continue;
+        }
+        let lang = exp["lang"].as_str();
+        let note = exp["note"].as_str().unwrap_or("");
+        if row["status"] == "rejected" {
+            // Nothing to publish, or the preferred "skip with a warning".
+            let allowed = lang.is_none() || note.contains("Preferred: skip");
+            if !allowed {
+                failures.push(format!("{path}: rejected ({})", row["error"]));
+            }
+            let warnings = stderr.lines().filter(|l| l.contains(&path)).count();
+            if warnings != 1 {
+                failures.push(format!("{path}: {warnings} warning lines, want exactly 1"));
+            }
+            continue;
+        }
+        let Some(lang) = lang else {
+            failures.push(format!("{path}: published but expected nothing"));
+            continue;
+        };
+        if row["lang"] != lang {
+            failures.push(format!("{path}: lang {} want {lang}", row["lang"]));
+        }
+        if exp["encoding"] != row["encoding"] {
+            failures.push(format!(
+                "{path}: encoding {} want {}",
+                row["encoding"], exp["encoding"]
+            ));
+        }
+        let title = row["title"].as_str().unwrap();
+        match exp["title"].as_str() {
+            Some(t) if !title_matches(title, t) => {
+                failures.push(format!("{path}: title {title:?} want {t:?}"))
+            }
+            None if title.trim().is_empty() => {
+                failures.push(format!("{path}: empty derived title"))
+            }
+            _ => {}
+        }
+        if let Some(p) = exp["published"].as_str() {
+            let want = chrono::DateTime::parse_from_rfc3339(p).unwrap();
+            let got =
+                chrono::DateTime::parse_from_rfc3339(row["published"].as_str().unwrap()).unwrap();
+            if want != got {
+                failures.push(format!("{path}: published {got} want {want}"));
+            }
+        }
+        let id = row["id"].as_str().unwrap();
+        // Exactly one entry in each combined feed, and in its language's feeds.
+        let in_atom: Vec<_> = atom.entries.iter().filter(|e| e.id == id).collect();
+        let in_rss = rss.entries.iter().filter(|e| e.id == id).count();
+        if in_atom.len() != 1 || in_rss != 1 {
+            failures.push(format!(
+                "{path}: {} atom / {in_rss} rss entries",
+                in_atom.len()
+            ));
+            continue;
+        }
+        for file in ["atom.xml", "rss.xml"] {
+            let feed = site.parse_feed(&format!("{lang}/{file}"));
+            if feed.entries.iter().filter(|e| e.id == id).count() != 1 {
+                failures.push(format!("{path}: not exactly once in {lang}/{file}"));
+            }
+        }
+        let entry = in_atom[0];
+        if entry.title.as_ref().map(|t| t.content.as_str()) != Some(title) {
+            failures.push(format!("{path}: atom title differs from check's"));
+        }
+        let body = entry
+            .content
+            .as_ref()
+            .and_then(|c| c.body.clone())
+            .unwrap_or_default();
+        let text = html_unescape(&body);
+        for word in exp["must_contain"].as_array().unwrap() {
+            let word = word.as_str().unwrap();
+            if !text.contains(word) {
+                failures.push(format!("{path}: content lacks {word:?}"));
+            }
+        }
+        if body.contains('\u{0}') || body.to_lowercase().contains("<script") {
+            failures.push(format!("{path}: unsafe content"));
+        }
+        // The entry's own language, in both formats.
+        let typed = atom_typed.entries.iter().find(|e| e.id == id).unwrap();
+        let xml_lang = typed.title.lang.as_deref().unwrap_or("");
+        if xml_lang.split('-').next() != Some(lang) {
+            failures.push(format!("{path}: atom xml:lang {xml_lang:?}"));
+        }
+        let item = rss_typed
+            .items()
+            .iter()
+            .find(|i| i.guid().map(|g| g.value()) == Some(id))
+            .unwrap();
+        let dc = item
+            .dublin_core_ext()
+            .map(|d| d.languages().to_vec())
+            .unwrap_or_default();
+        if dc.len() != 1 || dc[0].split('-').next() != Some(lang) {
+            failures.push(format!("{path}: dc:language {dc:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn seed_becomes_a_ukrainian_entry_with_rejoined_paragraphs() {
+    let site = Site::new("");
+    let seed = std::fs::read(support::shared_dir().join("seeds/000_25116ca3aa7398a5.txt")).unwrap();
+    site.put("seed.txt", &seed);
+    site.build();
+    let feed = site.parse_feed("uk/atom.xml");
+    assert_eq!(feed.entries.len(), 1);
+    let e = &feed.entries[0];
+    let title = &e.title.as_ref().unwrap().content;
+    let first_sentence = "15 жовтня 2025 року Краків офіційно приєднався до асоціації Eurocities – найбільшої європейської мережі, що об'єднує міста, які співпрацюють в галузі сталого розвитку, інновацій та підвищення якості життя мешканців.";
+    assert!(title_matches(title, first_sentence), "{title}");
+    assert!(
+        title.chars().count() < first_sentence.chars().count(),
+        "long first sentence is shortened"
+    );
+    let body = html_unescape(e.content.as_ref().unwrap().body.as_deref().unwrap());
+    assert!(
+        body.contains("європейської мережі"),
+        "wrapped lines re-joined with a space"
+    );
+    assert_eq!(body.matches("<p>").count(), 7, "seven paragraphs: {body}");
+    assert!(!body.contains('\u{a0}'), "no stray no-break space");
+    assert!(!body.contains("<p> </p>") && !body.contains("<p></p>"));
+}
+
+#[test]
+fn second_build_is_byte_identical() {
+    let site = Site::new("").with_corpus();
+    site.build();
+    let first = site.snapshot();
+    assert!(first.len() > 20);
+    site.build();
+    assert_eq!(first, site.snapshot());
+}
+
+fn row_for<'a>(rows: &'a [serde_json::Value], path: &str) -> &'a serde_json::Value {
+    rows.iter()
+        .find(|r| r["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in check output"))
+}
+
+#[test]
+fn ids_and_dates_survive_restart_edit_rename_and_delete() {
+    let site = Site::new("");
+    site.put(
+        "a/tram.txt",
+        "Tram line 4 diverted\n\nThe tram runs via Main Street until Friday.\n",
+    );
+    site.put(
+        "b.md",
+        "---\ntitle: Fixed date\ndate: 2025-01-02\n---\nBody text of the second file.\n",
+    );
+    site.build();
+    let before = site.check_json();
+    let tram = row_for(&before, "a/tram.txt").clone();
+    let id = tram["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("tag:news.example.org,"), "{id}");
+
+    // Restart with no change: nothing changes.
+    site.build();
+    assert_eq!(row_for(&site.check_json(), "a/tram.txt"), &tram);
+
+    // Edit: same id and published; updated moves (or stays if within the same second).
+    site.put(
+        "a/tram.txt",
+        "Tram line 4 diverted\n\nThe tram runs via Main Street until Monday.\n",
+    );
+    site.build();
+    let edited = row_for(&site.check_json(), "a/tram.txt").clone();
+    assert_eq!(edited["id"], tram["id"]);
+    assert_eq!(edited["published"], tram["published"]);
+    assert!(edited["updated"].as_str() >= tram["updated"].as_str());
+
+    // Rename without a content change: same id and dates.
+    std::fs::rename(
+        site.watch().join("a/tram.txt"),
+        site.watch().join("tram-renamed.txt"),
+    )
+    .unwrap();
+    site.build();
+    let renamed = row_for(&site.check_json(), "tram-renamed.txt").clone();
+    assert_eq!(renamed["id"], tram["id"]);
+    assert_eq!(renamed["published"], edited["published"]);
+    assert_eq!(renamed["updated"], edited["updated"]);
+    let feed = site.parse_feed("atom.xml");
+    assert_eq!(feed.entries.iter().filter(|e| e.id == id).count(), 1);
+
+    // base_url changes later: ids stay.
+    let config = std::fs::read_to_string(site.config())
+        .unwrap()
+        .replace("news.example.org", "other.example.net");
+    std::fs::write(site.config(), config).unwrap();
+    site.build();
+    assert_eq!(
+        row_for(&site.check_json(), "tram-renamed.txt")["id"],
+        tram["id"]
+    );
+
+    // Delete: the entry leaves the feeds; bringing the file back restores its id.
+    let bytes = std::fs::read(site.watch().join("tram-renamed.txt")).unwrap();
+    std::fs::remove_file(site.watch().join("tram-renamed.txt")).unwrap();
+    site.build();
+    assert!(site
+        .parse_feed("atom.xml")
+        .entries
+        .iter()
+        .all(|e| e.id != id));
+    site.put("tram-renamed.txt", &bytes);
+    site.build();
+    assert_eq!(
+        row_for(&site.check_json(), "tram-renamed.txt")["id"],
+        tram["id"]
+    );
+
+    // Front-matter date wins and survives.
+    let b = row_for(&site.check_json(), "b.md").clone();
+    assert_eq!(b["published"], "2025-01-02T00:00:00+00:00");
+}
+
+#[test]
+fn broken_edit_keeps_the_last_good_version() {
+    let site = Site::new("");
+    site.put("x.md", "---\ntitle: Good version\n---\nText.\n");
+    site.build();
+    site.put("x.md", "---\ntitle: [broken\n---\nText.\n");
+    let out = site.build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("x.md")).count(),
+        1,
+        "{stderr}"
+    );
+    let feed = site.parse_feed("atom.xml");
+    assert_eq!(
+        feed.entries[0].title.as_ref().unwrap().content,
+        "Good version"
+    );
+    // No new warning while the file stays as it is.
+    let out = site.build();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("x.md"));
+}
+
+#[test]
+fn language_sources_and_configured_languages() {
+    let site = Site::new("languages = [\"pl\", \"uk\"]\ndefault_language = \"pl\"\n");
+    site.put(
+        "pl/a.txt",
+        "Short English text in the Polish folder about the tram timetable.\n",
+    );
+    site.put(
+        "b.uk.txt",
+        "Komunikat dla mieszkańców w sprawie rozkładu jazdy.\n",
+    );
+    site.put(
+        "c.txt",
+        "Rozkład jazdy tramwajów zmienia się od poniedziałku w całym mieście.\n",
+    );
+    site.put(
+        "d.txt",
+        "Трамваї курсуватимуть за новим розкладом з понеділка.\n",
+    );
+    site.put(
+        "e.txt",
+        "The tram timetable changes on Monday across the whole city.\n",
+    );
+    site.build();
+    let rows = site.check_json();
+    let lang = |p: &str| {
+        let r = row_for(&rows, p);
+        (
+            r["lang"].as_str().unwrap().to_string(),
+            r["lang_source"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(lang("pl/a.txt"), ("pl".into(), "folder".into()));
+    assert_eq!(lang("b.uk.txt"), ("uk".into(), "file-name".into()));
+    assert_eq!(lang("c.txt"), ("pl".into(), "detected".into()));
+    assert_eq!(lang("d.txt").0, "uk");
+    // English is not among the configured languages: never published as en.
+    assert_ne!(lang("e.txt").0, "en");
+}
+
+#[test]
+fn invalid_config_exits_78_naming_the_key() {
+    let site = Site::new("");
+    std::fs::write(
+        site.config(),
+        "[site]\ntitle = \"x\"\n[feeds]\nmax_entrys = 5\n",
+    )
+    .unwrap();
+    for cmd in [&["build"][..], &["check"], &["check", "--json"]] {
+        let out = site.run(cmd);
+        assert_eq!(out.status.code(), Some(78), "{cmd:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("max_entrys") && stderr.contains("line 4"),
+            "{stderr}"
+        );
+    }
+    // --config accepted after the subcommand too.
+    let out = std::process::Command::new(support::BIN)
+        .args(["check", "--config"])
+        .arg(site.config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+}
+
+#[test]
+fn max_entries_limits_every_feed() {
+    let site = Site::new("[feeds]\nmax_entries = 3\n");
+    for i in 0..5 {
+        site.put(
+            &format!("n{i}.md"),
+            format!(
+                "---\ntitle: Entry {i}\ndate: 2025-01-0{}\nlang: en\n---\nText {i}.\n",
+                i + 1
+            ),
+        );
+    }
+    site.build();
+    let feed = site.parse_feed("atom.xml");
+    let titles: Vec<_> = feed
+        .entries
+        .iter()
+        .map(|e| e.title.as_ref().unwrap().content.clone())
+        .collect();
+    assert_eq!(titles, ["Entry 4", "Entry 3", "Entry 2"], "newest first");
+    assert_eq!(site.parse_feed("en/rss.xml").entries.len(), 3);
+    let updated = feed.updated.unwrap();
+    assert_eq!(
+        updated.to_rfc3339(),
+        "2025-01-05T00:00:00+00:00",
+        "feed updated = newest entry's"
+    );
+}
