@@ -176,6 +176,16 @@ impl Engine {
         Ok(docs)
     }
 
+    /// Renders everything from the state without scanning (when the watch
+    /// folder cannot be read at start-up).
+    pub fn render_all(&self) -> Result<Vec<Document>, EngineError> {
+        let site = self.site()?;
+        let mut docs =
+            pipeline::render_documents(&self.catalog, &site, self.config.feeds.max_entries, &[])?;
+        docs.extend(self.all_pages()?);
+        Ok(docs)
+    }
+
     fn finish(
         &mut self,
         plan: Plan,

@@ -1,6 +1,7 @@
 pub mod announcement;
 pub mod catalog;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod logging;
 pub mod pipeline;
@@ -8,3 +9,6 @@ pub mod publish;
 pub mod render;
 pub mod report;
 pub mod scan;
+pub mod serve;
+pub mod snapshot;
+pub mod watch;

@@ -48,6 +48,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the daemon: watch the folder, republish on change, serve HTTP.
+    Serve,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build => build(config),
         Command::Check { json } => check(&config, json),
+        Command::Serve => herald::daemon::run(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

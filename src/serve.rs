@@ -1,0 +1,432 @@
+//! HTTP: answers from the published snapshot, never from the disk.
+//!
+//! The only module that speaks HTTP. A URL is decoded, checked and looked up
+//! in the in-memory [`Snapshot`]; there is no path from a URL to the file
+//! system. Conditional requests (RFC 9110 `If-None-Match`,
+//! `If-Modified-Since`), pre-compressed gzip/brotli chosen by
+//! `Accept-Encoding` q-values, `HEAD`, limits on header size, header read
+//! time and concurrent connections, graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tracing::{info, warn};
+
+use crate::snapshot::{Resource, Snapshot};
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_age: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub access_log: bool,
+    pub shutdown_grace: Duration,
+}
+
+/// What the server reads on every request.
+#[derive(Clone)]
+pub struct State {
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub options: Arc<Options>,
+    cache_control: HeaderValue,
+}
+
+impl State {
+    pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>, options: Options) -> State {
+        let cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", options.max_age.as_secs()))
+                .unwrap_or(HeaderValue::from_static("public, max-age=60"));
+        State {
+            snapshot,
+            options: Arc::new(options),
+            cache_control,
+        }
+    }
+}
+
+/// Serves on `listeners` until `shutdown` resolves, then lets in-flight
+/// requests finish for the grace period.
+pub async fn run(listeners: Vec<TcpListener>, state: State, shutdown: impl Future<Output = ()>) {
+    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+    let permits = Arc::new(Semaphore::new(state.options.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut accept_loops = Vec::new();
+    for listener in listeners {
+        let state = state.clone();
+        let permits = permits.clone();
+        let graceful = graceful.clone();
+        let mut stop = stop_rx.clone();
+        accept_loops.push(tokio::spawn(async move {
+            loop {
+                // Wait for a free slot first: past the cap, new connections
+                // wait in the kernel's backlog instead of being accepted.
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = stop.changed() => return,
+                };
+                let (stream, peer) = tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // EMFILE and friends: log, back off, keep serving.
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    _ = stop.changed() => return,
+                };
+                let _ = stream.set_nodelay(true);
+                let conn_state = state.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let state = conn_state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req, peer)) }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(state.options.header_read_timeout)
+                    .max_buf_size(state.options.max_header_bytes.max(8192))
+                    .keep_alive(true);
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watcher().watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+        }));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for l in accept_loops {
+        let _ = l.await;
+    }
+    let grace = state.options.shutdown_grace;
+    // The accept loops are done, so this is the last reference.
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return;
+    };
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; closing remaining connections"
+        );
+    }
+}
+
+/// Answers one request.
+pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let response = respond(state, &method, &raw_path, req.headers());
+    if state.options.access_log {
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        info!(
+            target: "herald::access",
+            peer = %peer.ip(),
+            method = %method,
+            path = %raw_path,
+            status = response.status().as_u16(),
+            bytes = if method == Method::HEAD { 0 } else { bytes },
+            duration_us = start.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
+    response
+}
+
+fn respond(
+    state: &State,
+    method: &Method,
+    raw_path: &str,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let Some(key) = route(raw_path) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if key == "healthz" {
+        return plain(StatusCode::OK, "ok\n");
+    }
+    let snapshot = state.snapshot.borrow().clone();
+    let Some(resource) = snapshot.get(&key) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let (body, encoding, etag) = select_encoding(resource, headers);
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, resource.content_type)
+        .header(header::ETAG, etag.as_str())
+        .header(header::LAST_MODIFIED, resource.last_modified.as_str())
+        .header(header::CACHE_CONTROL, state.cache_control.clone())
+        .header(header::VARY, "Accept-Encoding")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if resource.content_type.starts_with("text/html") {
+        builder = builder.header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        );
+    }
+    if let Some(enc) = encoding {
+        builder = builder.header(header::CONTENT_ENCODING, enc);
+    }
+    if not_modified(resource, headers) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"));
+    }
+    let len = body.len();
+    let body = if *method == Method::HEAD {
+        Bytes::new()
+    } else {
+        body
+    };
+    let mut r = builder
+        .status(StatusCode::OK)
+        .body(Full::new(body))
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"));
+    // Set explicitly so that HEAD reports the length GET would send.
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+/// A request path -> a snapshot key, or `None` (404) for anything that is
+/// not a clean path: bad percent-encoding, `..`, `.`, empty segments,
+/// backslashes, control characters.
+pub fn route(raw: &str) -> Option<String> {
+    let rest = raw.strip_prefix('/')?;
+    let decoded = percent_decode(rest)?;
+    if decoded.contains(['\\', '\0']) || decoded.chars().any(char::is_control) {
+        return None;
+    }
+    if decoded.is_empty() {
+        return Some("index.html".into());
+    }
+    let (dir, is_dir) = match decoded.strip_suffix('/') {
+        Some(d) => (d, true),
+        None => (decoded.as_str(), false),
+    };
+    if dir
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == ".." || s.starts_with('.'))
+    {
+        return None;
+    }
+    Some(if is_dir {
+        format!("{dir}/index.html")
+    } else {
+        dir.to_string()
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let h = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Picks the representation: the coding with the highest q-value among
+/// those available (brotli before gzip before identity on ties).
+fn select_encoding(r: &Resource, headers: &HeaderMap) -> (Bytes, Option<&'static str>, String) {
+    let accept = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let q = |coding: &str| accept_q(&accept, coding);
+    let mut best: (f32, Option<&'static str>) = (q("identity").max(0.001), None);
+    if r.gzip.is_some() {
+        let qg = q("gzip");
+        if qg > 0.0 && qg >= best.0 {
+            best = (qg, Some("gzip"));
+        }
+    }
+    if r.brotli.is_some() {
+        let qb = q("br");
+        if qb > 0.0 && qb >= best.0 {
+            best = (qb, Some("br"));
+        }
+    }
+    match best.1 {
+        Some("br") => (
+            r.brotli.clone().unwrap_or_default(),
+            Some("br"),
+            format!("\"{}-br\"", r.digest),
+        ),
+        Some("gzip") => (
+            r.gzip.clone().unwrap_or_default(),
+            Some("gzip"),
+            format!("\"{}-gz\"", r.digest),
+        ),
+        _ => (r.identity.clone(), None, format!("\"{}\"", r.digest)),
+    }
+}
+
+/// The q-value `Accept-Encoding` gives a coding (RFC 9110 §12.5.3):
+/// explicit, else `*`, else 1 for identity and 0 for the rest. An absent
+/// header accepts identity only.
+fn accept_q(accept: &str, coding: &str) -> f32 {
+    let mut star = None;
+    for part in accept.split(',') {
+        let mut it = part.split(';');
+        let name = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        let mut q = 1.0f32;
+        for param in it {
+            if let Some((k, v)) = param.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            }
+        }
+        if name == coding || (coding == "gzip" && name == "x-gzip") {
+            return q;
+        }
+        if name == "*" {
+            star = Some(q);
+        }
+    }
+    star.unwrap_or(if coding == "identity" { 1.0 } else { 0.0 })
+}
+
+/// RFC 9110 §13.1: `If-None-Match` (weak comparison, `*`, lists) decides
+/// when present; else `If-Modified-Since`.
+fn not_modified(r: &Resource, headers: &HeaderMap) -> bool {
+    let inm: Vec<&str> = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !inm.is_empty() {
+        return inm.iter().flat_map(|v| v.split(',')).any(|tag| {
+            let tag = tag.trim();
+            if tag == "*" {
+                return true;
+            }
+            let opaque = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+            // Any representation of the same bytes matches.
+            opaque == r.digest
+                || opaque.strip_suffix("-gz").or(opaque.strip_suffix("-br")) == Some(&r.digest)
+        });
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|since| r.last_modified_secs <= since.as_secs() as i64)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Binds every address; an error names the address.
+pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let check = |raw: &str, expected: Option<&str>| {
+            assert_eq!(route(raw).as_deref(), expected, "{raw}")
+        };
+        check("/", Some("index.html"));
+        check("/atom.xml", Some("atom.xml"));
+        check("/uk/", Some("uk/index.html"));
+        check("/uk/atom.xml", Some("uk/atom.xml"));
+        check("/uk/%D1%82.html", Some("uk/т.html"));
+        for bad in [
+            "/../etc/passwd",
+            "/%2e%2e/x",
+            "/uk/../atom.xml",
+            "//etc/passwd",
+            "/uk//atom.xml",
+            "/./atom.xml",
+            "/%2E%2E%2Fx",
+            "/..%2fx",
+            "/a%00b",
+            "/a\\b",
+            "/%zz",
+            "/%c0%ae%c0%ae/x",
+            "/.herald-manifest",
+        ] {
+            check(bad, None);
+        }
+    }
+
+    #[test]
+    fn accept_encoding_q_values() {
+        assert_eq!(accept_q("gzip, br;q=0.5", "br"), 0.5);
+        assert_eq!(accept_q("gzip, br;q=0.5", "gzip"), 1.0);
+        assert_eq!(accept_q("*;q=0.2", "br"), 0.2);
+        assert_eq!(accept_q("", "identity"), 1.0);
+        assert_eq!(accept_q("", "gzip"), 0.0);
+        assert_eq!(accept_q("identity;q=0, gzip", "identity"), 0.0);
+        assert_eq!(accept_q("GZIP;Q=0.7", "gzip"), 0.7);
+    }
+}

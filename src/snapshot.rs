@@ -1,0 +1,156 @@
+//! The published documents in memory, ready to serve.
+//!
+//! Every document is stored with its strong ETag, `Last-Modified` and its
+//! gzip and brotli encodings, computed once when it is published, never per
+//! request. A snapshot is immutable; a publish makes a new one that shares
+//! the unchanged resources (and reuses their compressed bytes).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::publish::Document;
+
+/// Below this size compression is not worth a header.
+const MIN_COMPRESS: usize = 256;
+
+/// One servable document.
+#[derive(Debug)]
+pub struct Resource {
+    pub content_type: &'static str,
+    pub identity: Bytes,
+    pub gzip: Option<Bytes>,
+    pub brotli: Option<Bytes>,
+    /// Hex digest of the identity bytes; ETags are built on it.
+    pub digest: String,
+    /// `Last-Modified`, as an HTTP date and as Unix seconds.
+    pub last_modified: String,
+    pub last_modified_secs: i64,
+}
+
+/// Path (below the base URL, e.g. `uk/atom.xml`) -> resource.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    resources: HashMap<String, Arc<Resource>>,
+}
+
+impl Snapshot {
+    pub fn get(&self, path: &str) -> Option<&Arc<Resource>> {
+        self.resources.get(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// A new snapshot: this one, with `documents` put in and `removed` taken
+    /// out. `now` (Unix seconds) is the fallback `Last-Modified`.
+    pub fn updated(&self, documents: &[Document], removed: &[String], now: i64) -> Snapshot {
+        let mut resources = self.resources.clone();
+        for path in removed {
+            resources.remove(path);
+        }
+        for doc in documents {
+            let digest = hex(&Sha256::digest(&doc.bytes)[..16]);
+            if let Some(old) = resources.get(&doc.path) {
+                if old.digest == digest {
+                    continue; // same bytes: keep the compressed forms
+                }
+            }
+            resources.insert(doc.path.clone(), Arc::new(resource(doc, digest, now)));
+        }
+        Snapshot { resources }
+    }
+}
+
+fn resource(doc: &Document, digest: String, now: i64) -> Resource {
+    let secs = doc.last_modified.unwrap_or(now).max(0);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    let compress = doc.bytes.len() >= MIN_COMPRESS;
+    Resource {
+        content_type: doc.content_type,
+        gzip: compress.then(|| gzip(&doc.bytes)).flatten(),
+        brotli: compress.then(|| brotli(&doc.bytes)).flatten(),
+        identity: doc.bytes.clone(),
+        digest,
+        last_modified: httpdate::fmt_http_date(time),
+        last_modified_secs: secs,
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Option<Bytes> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::best(),
+    );
+    enc.write_all(bytes).ok()?;
+    let out = enc.finish().ok()?;
+    (out.len() < bytes.len()).then(|| Bytes::from(out))
+}
+
+fn brotli(bytes: &[u8]) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(bytes.len() / 3);
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 9, 22);
+        w.write_all(bytes).ok()?;
+    }
+    (out.len() < bytes.len()).then(|| Bytes::from(out))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn doc(path: &str, body: &str) -> Document {
+        Document {
+            path: path.into(),
+            bytes: Bytes::from(body.to_string()),
+            content_type: crate::publish::ATOM,
+            last_modified: Some(1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn compresses_once_and_round_trips() {
+        let body = "<feed>".to_string() + &"entry ".repeat(500) + "</feed>";
+        let s = Snapshot::default().updated(&[doc("atom.xml", &body)], &[], 0);
+        let r = s.get("atom.xml").unwrap();
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&r.gzip.as_ref().unwrap()[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
+        let mut out = Vec::new();
+        brotli::Decompressor::new(&r.brotli.as_ref().unwrap()[..], 4096)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body.as_bytes());
+        assert_eq!(r.last_modified, "Tue, 14 Nov 2023 22:13:20 GMT");
+        // Same bytes again: the very same resource is kept.
+        let s2 = s.updated(&[doc("atom.xml", &body)], &[], 0);
+        assert!(Arc::ptr_eq(
+            s.get("atom.xml").unwrap(),
+            s2.get("atom.xml").unwrap()
+        ));
+        let s3 = s2.updated(&[], &["atom.xml".into()], 0);
+        assert!(s3.get("atom.xml").is_none());
+    }
+
+    #[test]
+    fn tiny_bodies_are_not_compressed() {
+        let s = Snapshot::default().updated(&[doc("a", "x")], &[], 0);
+        assert!(s.get("a").unwrap().gzip.is_none());
+    }
+}

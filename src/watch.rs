@@ -1,0 +1,270 @@
+//! File-system events -> debounced batches of paths -> syncs of the engine.
+//!
+//! Runs on its own thread, which owns the [`Engine`] (SQLite is blocking).
+//! Events are collected until the folder has been quiet for
+//! `watch.debounce_ms`, so a file written in chunks, an editor's save dance
+//! or a burst of thousands of files becomes one sync of the paths involved.
+//! A full rescan runs on notify's rescan signal (event-queue overflow), on
+//! any watcher error, periodically (`watch.rescan_interval_s`), and whenever
+//! the watch folder comes back after it was missing.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use notify::{Event, EventKind, RecursiveMode};
+use tracing::{debug, error, info, warn};
+
+use crate::engine::{Engine, EngineError, Synced};
+use crate::scan;
+
+/// What the watcher thread is told.
+#[derive(Debug)]
+pub enum Msg {
+    /// Paths named by file-system events (absolute).
+    Paths(Vec<PathBuf>),
+    /// Something may have been missed: look at everything.
+    Rescan(String),
+    Shutdown,
+}
+
+/// Starts a watcher on `root` that forwards events to `tx`.
+pub fn start(
+    root: &Path,
+    poll: Option<Duration>,
+    tx: Sender<Msg>,
+) -> notify::Result<Box<dyn notify::Watcher + Send>> {
+    let handler = move |res: notify::Result<Event>| {
+        let msg = match res {
+            Ok(event) if event.need_rescan() => Msg::Rescan("the event queue overflowed".into()),
+            Ok(event) => match event.kind {
+                EventKind::Access(notify::event::AccessKind::Close(
+                    notify::event::AccessMode::Write,
+                ))
+                | EventKind::Create(_)
+                | EventKind::Modify(_)
+                | EventKind::Remove(_)
+                | EventKind::Any
+                | EventKind::Other => Msg::Paths(event.paths),
+                EventKind::Access(_) => return,
+            },
+            Err(e) => Msg::Rescan(format!("watcher error: {e}")),
+        };
+        let _ = tx.send(msg);
+    };
+    let mut watcher: Box<dyn notify::Watcher + Send> = match poll {
+        Some(interval) => Box::new(notify::PollWatcher::new(
+            handler,
+            notify::Config::default().with_poll_interval(interval),
+        )?),
+        None => Box::new(notify::recommended_watcher(handler)?),
+    };
+    watcher.watch(root, RecursiveMode::Recursive)?;
+    Ok(watcher)
+}
+
+/// The loop: wait for events, debounce, sync, hand the result to `publish`.
+/// Returns when told to shut down (dropping the engine closes the state).
+pub fn run(
+    mut engine: Engine,
+    rx: Receiver<Msg>,
+    tx: Sender<Msg>,
+    mut publish: impl FnMut(&Engine, Synced),
+) {
+    let mut watcher: Option<Box<dyn notify::Watcher + Send>> = None;
+    let mut root = canonical_root(&engine);
+    let mut next_rescan = engine
+        .config()
+        .watch
+        .rescan_interval
+        .map(|d| Instant::now() + d);
+    let mut missing_logged = false;
+    let mut pending_full = false;
+    loop {
+        if watcher.is_none() {
+            match root
+                .as_ref()
+                .map(|r| start(r, engine.config().watch.poll_interval, tx.clone()))
+            {
+                Some(Ok(w)) => {
+                    if missing_logged {
+                        info!(path = %engine.config().paths.watch.display(), "watch folder is back; rescanning");
+                        missing_logged = false;
+                    }
+                    watcher = Some(w);
+                    pending_full = true;
+                }
+                Some(Err(e)) => {
+                    if !missing_logged {
+                        error!(path = %engine.config().paths.watch.display(), error = %e, "cannot watch the folder; serving the last published feeds and retrying");
+                        missing_logged = true;
+                    }
+                }
+                None => {
+                    if !missing_logged {
+                        error!(path = %engine.config().paths.watch.display(), "watch folder is missing; serving the last published feeds and retrying");
+                        missing_logged = true;
+                    }
+                }
+            }
+        }
+        // Wait for the first message (or a timer).
+        let wait = if watcher.is_none() {
+            Duration::from_secs(2)
+        } else if pending_full {
+            Duration::ZERO
+        } else {
+            next_rescan.map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            })
+        };
+        let mut paths = BTreeSet::new();
+        let mut full = std::mem::take(&mut pending_full);
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(msg) => {
+                if collect(msg, &mut paths, &mut full) {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if watcher.is_none() {
+                    root = canonical_root(&engine);
+                    continue;
+                }
+                if !full {
+                    debug!("periodic rescan");
+                    full = true;
+                }
+            }
+        }
+        // Debounce: until the folder has been quiet for `debounce`, but
+        // never longer than a few seconds in all.
+        let debounce = engine.config().watch.debounce;
+        let give_up = Instant::now() + (debounce * 20).max(Duration::from_secs(2));
+        loop {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(debounce.min(left)) {
+                Ok(msg) => {
+                    if collect(msg, &mut paths, &mut full) {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if full {
+            next_rescan = engine
+                .config()
+                .watch
+                .rescan_interval
+                .map(|d| Instant::now() + d);
+        }
+        let rels: Vec<String> = match &root {
+            Some(r) => paths.iter().filter_map(|p| relevant(r, p)).collect(),
+            None => Vec::new(),
+        };
+        if !full && rels.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let result = if full {
+            engine.sync_full(false)
+        } else {
+            engine.sync_paths(&rels)
+        };
+        match result {
+            Ok(synced) => {
+                debug!(
+                    full,
+                    paths = rels.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "synced"
+                );
+                publish(&engine, synced);
+            }
+            Err(EngineError::Watch { path, source }) => {
+                error!(path = %path.display(), error = %source, "cannot read the watch folder; serving the last published feeds");
+                missing_logged = true;
+                watcher = None;
+                root = canonical_root(&engine);
+            }
+            Err(e) => {
+                error!(error = %e, "sync failed; will retry with a full rescan");
+                pending_full = true;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Adds a message's paths; returns true on shutdown.
+fn collect(msg: Msg, paths: &mut BTreeSet<PathBuf>, full: &mut bool) -> bool {
+    match msg {
+        Msg::Paths(p) => paths.extend(p),
+        Msg::Rescan(why) => {
+            if !*full {
+                warn!(reason = %why, "full rescan");
+            }
+            *full = true;
+        }
+        Msg::Shutdown => return true,
+    }
+    false
+}
+
+fn canonical_root(engine: &Engine) -> Option<PathBuf> {
+    engine
+        .config()
+        .paths
+        .watch
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+}
+
+/// An event path -> the relative path to look at, or `None` when it cannot
+/// matter (hidden files, editor and transfer temp files).
+fn relevant(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?.to_str()?.to_string();
+    if rel.is_empty() {
+        return None;
+    }
+    let name = rel.rsplit('/').next().unwrap_or(&rel);
+    if rel.split('/').any(|c| c.starts_with('.')) {
+        return None;
+    }
+    // Folders (present, or gone: no extension) are looked into.
+    let keep = scan::is_candidate_path(&rel)
+        || path.is_dir()
+        || (!name.contains('.') && scan::ignore_reason(name) == scan::ignore_reason("x"));
+    keep.then_some(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relevant_paths() {
+        let root = Path::new("/w");
+        let check = |p: &str, expected: Option<&str>| {
+            assert_eq!(relevant(root, Path::new(p)).as_deref(), expected, "{p}");
+        };
+        check("/w/a.txt", Some("a.txt"));
+        check("/w/pl/b.md", Some("pl/b.md"));
+        check("/w/pl", Some("pl"));
+        check("/w/.a.txt.swp", None);
+        check("/w/a.txt~", None);
+        check("/w/4913", None);
+        check("/w/x.tmp", None);
+        check("/w/.git/a.txt", None);
+        check("/w", None);
+        check("/elsewhere/a.txt", None);
+    }
+}
