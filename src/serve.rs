@@ -275,16 +275,23 @@ fn select_encoding(r: &Resource, headers: &HeaderMap) -> (Bytes, Option<&'static
         .collect::<Vec<_>>()
         .join(",");
     let q = |coding: &str| accept_q(&accept, coding);
-    let mut best: (f32, Option<&'static str>) = (q("identity").max(0.001), None);
+    // Identity is acceptable by default, but ranks above a compressed
+    // coding only with an explicit, higher q-value.
+    let identity = if mentions(&accept, "identity") {
+        q("identity")
+    } else {
+        0.0
+    };
+    let mut best: (f32, Option<&'static str>) = (identity, None);
     if r.gzip.is_some() {
         let qg = q("gzip");
-        if qg > 0.0 && qg >= best.0 {
+        if qg > 0.0 && qg > best.0 {
             best = (qg, Some("gzip"));
         }
     }
     if r.brotli.is_some() {
         let qb = q("br");
-        if qb > 0.0 && qb >= best.0 {
+        if qb > 0.0 && qb >= best.0 && (best.1.is_some() || qb > identity) {
             best = (qb, Some("br"));
         }
     }
@@ -301,6 +308,16 @@ fn select_encoding(r: &Resource, headers: &HeaderMap) -> (Bytes, Option<&'static
         ),
         _ => (r.identity.clone(), None, format!("\"{}\"", r.digest)),
     }
+}
+
+fn mentions(accept: &str, coding: &str) -> bool {
+    accept.split(',').any(|p| {
+        p.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case(coding)
+    })
 }
 
 /// The q-value `Accept-Encoding` gives a coding (RFC 9110 §12.5.3):

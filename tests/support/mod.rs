@@ -154,3 +154,193 @@ pub fn title_matches(got: &str, expected: &str) -> bool {
     got == expected
         || (got.ends_with('…') && expected.starts_with(got.trim_end_matches('…').trim_end()))
 }
+
+// ---- the daemon ---------------------------------------------------------------
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `herald serve` on a free loopback port.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Site {
+    /// A site whose daemon listens on 127.0.0.1:0 with a short debounce.
+    pub fn for_daemon(extra: &str) -> Site {
+        Site::new(&format!("{extra}\n[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\n[watch]\ndebounce_ms = 100\n"))
+    }
+
+    /// Starts the daemon and waits until it listens.
+    pub fn serve(&self) -> Daemon {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .arg("serve")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start herald serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut d = Daemon {
+            child,
+            addr: String::new(),
+            logs,
+        };
+        let addr = wait_for(Duration::from_secs(30), || {
+            d.logs.lock().unwrap().iter().find_map(|l| {
+                l.contains("listening").then(|| {
+                    l.split("addr=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()
+                        .map(str::to_string)
+                })?
+            })
+        });
+        d.addr =
+            addr.unwrap_or_else(|| panic!("daemon did not start: {:?}", d.logs.lock().unwrap()));
+        d
+    }
+}
+
+impl Daemon {
+    /// One request on a fresh connection; `extra` are raw header lines.
+    pub fn request(&self, method: &str, path: &str, extra: &[&str]) -> Resp {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for h in extra {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("send");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        Resp::parse(&raw)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[])
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let status = wait_for(Duration::from_secs(20), || {
+            self.child.try_wait().ok().flatten()
+        });
+        status.unwrap_or_else(|| {
+            let _ = self.child.kill();
+            panic!("daemon did not stop on SIGTERM")
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    fn parse(raw: &[u8]) -> Resp {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(raw.len());
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let body = raw.get(split + 4..).unwrap_or(&[]).to_vec();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn wait_for<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The ids in a served feed (parsed by feed-rs).
+pub fn feed_ids(resp: &Resp) -> Vec<String> {
+    match feed_rs::parser::parse(&resp.body[..]) {
+        Ok(f) => f.entries.into_iter().map(|e| e.id).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The titles in a served feed.
+pub fn feed_titles(resp: &Resp) -> Vec<String> {
+    match feed_rs::parser::parse(&resp.body[..]) {
+        Ok(f) => f
+            .entries
+            .into_iter()
+            .filter_map(|e| e.title.map(|t| t.content))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

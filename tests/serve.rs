@@ -1,0 +1,279 @@
+//! `herald serve` over HTTP: types, validators, compression, HEAD, limits,
+//! traversal, shutdown. Each test starts the real binary on 127.0.0.1:0.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::{feed_ids, Site};
+
+fn corpus_daemon() -> (Site, support::Daemon) {
+    let site = Site::for_daemon("").with_corpus();
+    let d = site.serve();
+    (site, d)
+}
+
+#[test]
+fn feeds_have_types_validators_and_answer_304() {
+    let (_site, d) = corpus_daemon();
+    for (path, ty) in [
+        ("/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/rss.xml", "application/rss+xml; charset=utf-8"),
+        ("/uk/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/uk/rss.xml", "application/rss+xml; charset=utf-8"),
+        ("/", "text/html; charset=utf-8"),
+        ("/uk/", "text/html; charset=utf-8"),
+    ] {
+        let r = d.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(ty), "{path}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert!(r.header("cache-control").unwrap().contains("max-age=60"));
+        let etag = r.header("etag").unwrap().to_string();
+        assert!(
+            etag.starts_with('"') && !etag.starts_with("W/"),
+            "strong etag {etag}"
+        );
+        let lm = r.header("last-modified").unwrap().to_string();
+        assert_eq!(
+            r.header("content-length")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap(),
+            r.body.len()
+        );
+
+        let inm = format!("If-None-Match: {etag}");
+        assert_eq!(d.request("GET", path, &[&inm]).status, 304);
+        let list = format!("If-None-Match: \"nope\", {etag}");
+        assert_eq!(d.request("GET", path, &[&list]).status, 304);
+        assert_eq!(d.request("GET", path, &["If-None-Match: *"]).status, 304);
+        assert_eq!(
+            d.request("GET", path, &["If-None-Match: \"other\""]).status,
+            200
+        );
+        let ims = format!("If-Modified-Since: {lm}");
+        assert_eq!(d.request("GET", path, &[&ims]).status, 304);
+        assert_eq!(
+            d.request(
+                "GET",
+                path,
+                &["If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT"]
+            )
+            .status,
+            200
+        );
+        // If-None-Match wins over If-Modified-Since.
+        assert_eq!(
+            d.request("GET", path, &["If-None-Match: \"other\"", &ims])
+                .status,
+            200
+        );
+    }
+    let feed = d.get("/atom.xml");
+    assert!(feed_ids(&feed).len() >= 30, "the corpus is served");
+}
+
+#[test]
+fn head_gives_get_headers_without_body() {
+    let (_site, d) = corpus_daemon();
+    for enc in ["", "Accept-Encoding: gzip", "Accept-Encoding: br"] {
+        let extra: Vec<&str> = if enc.is_empty() { vec![] } else { vec![enc] };
+        let get = d.request("GET", "/atom.xml", &extra);
+        let head = d.request("HEAD", "/atom.xml", &extra);
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        for h in [
+            "content-type",
+            "content-length",
+            "etag",
+            "last-modified",
+            "content-encoding",
+            "vary",
+        ] {
+            assert_eq!(get.header(h), head.header(h), "{h} with {enc:?}");
+        }
+    }
+}
+
+#[test]
+fn gzip_and_brotli_round_trip_and_follow_q_values() {
+    let (_site, d) = corpus_daemon();
+    let plain = d.get("/rss.xml");
+    let gz = d.request("GET", "/rss.xml", &["Accept-Encoding: gzip"]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, plain.body);
+    assert!(gz.body.len() < plain.body.len());
+
+    let br = d.request("GET", "/rss.xml", &["Accept-Encoding: gzip, deflate, br"]);
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    let mut out = Vec::new();
+    brotli::Decompressor::new(&br.body[..], 4096)
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, plain.body);
+
+    let pref = d.request(
+        "GET",
+        "/rss.xml",
+        &["Accept-Encoding: br;q=0.4, gzip;q=0.8"],
+    );
+    assert_eq!(pref.header("content-encoding"), Some("gzip"));
+    let none = d.request("GET", "/rss.xml", &["Accept-Encoding: br;q=0, gzip;q=0"]);
+    assert_eq!(none.header("content-encoding"), None);
+    assert_ne!(
+        gz.header("etag"),
+        plain.header("etag"),
+        "each representation has its own strong etag"
+    );
+    // A client holding the identity etag still gets 304 for the same bytes.
+    let inm = format!("If-None-Match: {}", plain.header("etag").unwrap());
+    assert_eq!(
+        d.request("GET", "/rss.xml", &["Accept-Encoding: gzip", &inm])
+            .status,
+        304
+    );
+}
+
+#[test]
+fn nothing_outside_the_published_set_is_reachable() {
+    let (site, d) = corpus_daemon();
+    std::fs::write(site.feeds().join("secret.txt"), "secret").unwrap();
+    for path in [
+        "/../config.toml",
+        "/%2e%2e/config.toml",
+        "/%2E%2E%2Fconfig.toml",
+        "/..%2fconfig.toml",
+        "//etc/passwd",
+        "/uk/../../config.toml",
+        "/./atom.xml",
+        "/%00",
+        "/secret.txt",
+        "/.herald-manifest",
+        "/state/herald.db",
+        "/watch/announcements/festival.pl.md",
+        "/%c0%ae%c0%ae/config.toml",
+        "/uk//atom.xml",
+        "/atom.xml/",
+        "/nope.xml",
+    ] {
+        let r = d.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            !r.text().contains("secret") && !r.text().contains("[site]"),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn other_methods_get_405_with_allow() {
+    let (_site, d) = corpus_daemon();
+    for m in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+        let r = d.request(m, "/atom.xml", &["Content-Length: 0"]);
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    }
+    assert_eq!(d.get("/healthz").status, 200);
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let site = Site::for_daemon("");
+    site.put("a.txt", "Hello world, this is an announcement.\n");
+    let d = site.serve();
+    let big = format!("X-Big: {}", "a".repeat(40_000));
+    let r = d.request("GET", "/", &[&big]);
+    assert_eq!(r.status, 431);
+    assert_eq!(d.get("/").status, 200, "still serving");
+}
+
+#[test]
+fn slow_clients_do_not_block_others_and_are_cut_off() {
+    let site = Site::for_daemon("");
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .unwrap()
+            .replace("[server]\n", "[server]\nheader_read_timeout_ms = 1500\n"),
+    )
+    .unwrap();
+    site.put("a.txt", "Hello world, this is an announcement.\n");
+    let d = site.serve();
+    // Twenty slowloris connections trickling a header byte every 200 ms.
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&d.addr).unwrap())
+        .collect();
+    for s in &mut slow {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    }
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(3) {
+        for s in &mut slow {
+            let _ = s.write_all(b"X");
+        }
+        let t = Instant::now();
+        assert_eq!(d.get("/atom.xml").status, 200);
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        worst < Duration::from_secs(1),
+        "well-behaved clients stay fast: {worst:?}"
+    );
+    // After the header timeout the slow connections are closed.
+    let mut closed = 0;
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(_) | Err(_) => closed += 1,
+        }
+    }
+    assert_eq!(closed, slow.len());
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let site = Site::for_daemon("");
+    site.put("a.txt", "Hello world, this is an announcement.\n");
+    let d = site.serve();
+    assert_eq!(d.get("/").status, 200);
+    let status = d.terminate();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn pages_link_every_entry_and_feed() {
+    let site = Site::for_daemon("");
+    site.put(
+        "tram.uk.txt",
+        "Трамвай №2 змінює маршрут\n\nЧерез ремонт колії трамвай курсуватиме об'їзною дорогою.\n",
+    );
+    site.put(
+        "a/bus.md",
+        "---\ntitle: \"Bus <7> & night line\"\nlang: en\n---\nThe night bus runs again.\n",
+    );
+    let d = site.serve();
+    let index = d.get("/").text();
+    assert!(index.contains("type=\"application/atom+xml\" hreflang=\"uk\""));
+    assert!(index.contains("Bus &lt;7&gt; &amp; night line"));
+    let feed = feed_rs::parser::parse(&d.get("/atom.xml").body[..]).unwrap();
+    for e in &feed.entries {
+        let link = &e.links[0].href;
+        let path = link.strip_prefix("https://news.example.org").unwrap();
+        let page = d.get(path);
+        assert_eq!(page.status, 200, "{link}");
+        assert!(page.text().contains("<article>"));
+    }
+    let uk_page = d.get("/uk/tram.html").text();
+    assert!(uk_page.contains("<html lang=\"uk\" dir=\"ltr\">"));
+    assert!(uk_page.contains("об&#39;їзною") || uk_page.contains("об'їзною"));
+}
