@@ -1,3 +1,54 @@
+//! herald publishes city announcements as language-tagged RSS 2.0 and Atom
+//! 1.0 feeds and serves them over HTTP.
+//!
+//! # Bird's-eye view
+//!
+//! A clerk drops a file into the watch folder. Data flows one way:
+//!
+//! ```text
+//! watch ──> scan ──> pipeline ──(announcement::parse)──> catalog ──> render ──> publish ──> feeds/
+//!                                                                        └──> snapshot ──> serve (HTTP)
+//! ```
+//!
+//! `herald build` runs that once; `herald serve` runs it on every batch of
+//! file events and keeps the rendered documents in memory.
+//!
+//! # Codemap
+//!
+//! - [`config`]: `config.toml` -> validated [`config::Config`]; the only reader of it.
+//! - [`announcement`]: bytes -> [`announcement::Announcement`], pure:
+//!   [`announcement::decode`] (BOMs, UTF-16, legacy encodings, XML-safe text),
+//!   [`announcement::front_matter`], [`announcement::text`] (plain text,
+//!   headlines, first sentences), [`announcement::markdown`] (sanitised HTML),
+//!   [`announcement::lang`] (BCP 47 tags, detection).
+//! - [`scan`]: the watch folder -> candidate files; ignore rules; symlink containment.
+//! - [`pipeline`]: files + state -> a plan: the rules for ids, dates,
+//!   renames and rejections; also renders the feed documents.
+//! - [`catalog`]: the SQLite state; the only module that touches the database.
+//! - [`render`]: catalog entries -> RSS, Atom and HTML bytes, pure.
+//! - [`publish`]: documents -> the feeds folder, atomically; the only writer there.
+//! - [`engine`]: configuration + state; runs one sync (scan, plan, apply, render, write).
+//! - [`snapshot`]: published documents in memory, pre-compressed, with validators.
+//! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
+//! - [`serve`]: hyper; answers from the snapshot only; the only HTTP code.
+//! - [`daemon`]: `herald serve` wiring, signals, shutdown.
+//! - [`report`]: per-file results for `check` and for logs.
+//! - [`logging`]: human, journald or JSON log output.
+//!
+//! # Invariants
+//!
+//! - `announcement` and `render` touch no file system, clock, network or
+//!   logger; time comes in as an argument.
+//! - Only `publish` writes under the feeds folder; only `catalog` talks to
+//!   the database; only `serve` speaks HTTP; only `main` picks exit codes.
+//! - A request can only reach bytes that were published: there is no path
+//!   from a URL to the file system.
+//! - One bad input file never breaks a feed: it costs one warning naming the
+//!   file, and its last good version stays published.
+//! - An entry's id never changes once given, and is never reused.
+//! - Output is a function of inputs and state: rebuilding without changes
+//!   gives byte-identical feeds.
+
 pub mod announcement;
 pub mod catalog;
 pub mod config;
