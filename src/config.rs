@@ -45,6 +45,15 @@ pub struct Config {
     pub feeds: Feeds,
     pub limits: Limits,
     pub log: Log,
+    pub monitoring: Monitoring,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitoring {
+    pub metrics: bool,
+    pub healthz: bool,
+    /// `None` = on the feed listeners; else their own addresses.
+    pub listen: Option<Vec<SocketAddr>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +134,25 @@ struct RawConfig {
     feeds: RawFeeds,
     limits: RawLimits,
     log: RawLog,
+    monitoring: RawMonitoring,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMonitoring {
+    metrics: bool,
+    healthz: bool,
+    listen: OneOrMany,
+}
+
+impl Default for RawMonitoring {
+    fn default() -> Self {
+        RawMonitoring {
+            metrics: true,
+            healthz: true,
+            listen: OneOrMany::Many(Vec::new()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,16 +395,41 @@ impl Config {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
         };
-        let mut listen = Vec::new();
-        for addr in &listen_strings {
-            listen.push(addr.parse::<SocketAddr>().map_err(|_| {
-                invalid(
-                    "server",
-                    "listen",
-                    format!("{addr:?} is not an address:port (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")"),
-                )
-            })?);
+        let parse_addrs = |table: &str, list: &[String]| -> Result<Vec<SocketAddr>, ConfigError> {
+            list.iter()
+                .map(|addr| {
+                    addr.parse::<SocketAddr>().map_err(|_| {
+                        invalid(
+                            table,
+                            "listen",
+                            format!("{addr:?} is not an address:port (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")"),
+                        )
+                    })
+                })
+                .collect()
+        };
+        let listen = parse_addrs("server", &listen_strings)?;
+        if listen.is_empty() {
+            return Err(invalid(
+                "server",
+                "listen",
+                "needs at least one address".into(),
+            ));
         }
+        let m = raw.monitoring;
+        let monitoring_listen = match m.listen {
+            OneOrMany::One(s) if s.is_empty() => Vec::new(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        let monitoring = Monitoring {
+            metrics: m.metrics,
+            healthz: m.healthz,
+            listen: match parse_addrs("monitoring", &monitoring_listen)? {
+                v if v.is_empty() => None,
+                v => Some(v),
+            },
+        };
         if r.max_connections == 0 {
             return Err(invalid(
                 "server",
@@ -487,6 +540,7 @@ impl Config {
             feeds,
             limits,
             log,
+            monitoring,
         })
     }
 }

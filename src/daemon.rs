@@ -1,48 +1,64 @@
 //! `herald serve`: wiring of the engine, the watcher thread and the HTTP
-//! server; signals and shutdown.
+//! server; signals, systemd notifications, reload and shutdown.
 //!
 //! Start-up order: open the state (its lock keeps a second herald out),
-//! start watching, publish once, bind, serve. SIGTERM or SIGINT: stop
-//! accepting, let in-flight requests finish within the grace period, stop
-//! the watcher thread (which closes the state), return.
+//! publish once, bind (or take systemd's sockets), serve, `READY=1`.
+//! SIGHUP: `RELOADING=1`, re-read and validate the configuration; a broken
+//! one keeps the old one running and says so in `STATUS=`; a good one is
+//! applied with a full rescan, then `READY=1`. SIGTERM or SIGINT:
+//! `STOPPING=1`, stop accepting, let in-flight requests finish within the
+//! grace period, stop the watcher thread (which closes the state), return.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, Synced};
+use crate::metrics::Metrics;
+use crate::serve::{self, Roles};
 use crate::snapshot::Snapshot;
-use crate::{pipeline, report, serve, watch};
+use crate::{pipeline, report, systemd, watch};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let mut engine = Engine::open(config.clone())?;
     if let Some(aside) = engine.recovered_from() {
         warn!(moved_to = %aside.display(), "state database was damaged; moved aside and rebuilt from the watch folder (dates of files without a front-matter date are now their modification times)");
     }
+    let metrics = Arc::new(Metrics::default());
     let (tx, rx) = std::sync::mpsc::channel();
 
     // The first publish: everything, pages included.
-    let documents = match engine.sync_full(true) {
+    let started = std::time::Instant::now();
+    let (documents, disk_ok, rejected) = match engine.sync_full(true) {
         Ok(synced) => {
             log_synced(&synced);
-            synced.documents
+            (
+                synced.documents,
+                synced.written.is_ok(),
+                rejected_count(&engine),
+            )
         }
         Err(EngineError::Watch { path, source }) => {
             error!(path = %path.display(), error = %source, "cannot read the watch folder; serving what the state holds");
-            engine.render_all()?
+            (engine.render_all()?, true, 0)
         }
         Err(e) => return Err(e.into()),
     };
     let snapshot = Snapshot::default().updated(&documents, &[], pipeline::now().timestamp());
-    let entries = engine
-        .catalog()
-        .languages()?
-        .iter()
-        .map(|(_, n)| n)
-        .sum::<usize>();
+    metrics.published(
+        started.elapsed(),
+        disk_ok,
+        engine.catalog().languages()?,
+        rejected,
+    );
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(Arc::new(snapshot));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,51 +66,123 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listeners = serve::bind(&config.server.listen).await?;
-        for l in &listeners {
-            if let Ok(addr) = l.local_addr() {
-                info!(addr = %addr, entries, "listening");
-            }
+        let listeners = listeners(&config).await?;
+        let options = Arc::new(serve_options(&config));
+        let feeds_state = serve::State::new(
+            snap_rx,
+            (*options).clone(),
+            metrics.clone(),
+            Roles {
+                feeds: true,
+                metrics: config.monitoring.metrics && config.monitoring.listen.is_none(),
+                healthz: config.monitoring.healthz && config.monitoring.listen.is_none(),
+            },
+        );
+        let mut bound = Vec::new();
+        let mut self_check = None;
+        for (role, l) in listeners {
+            let addr = l.local_addr().context("listener has no address")?;
+            info!(addr = %addr, role, "listening");
+            let state = if role == "monitoring" {
+                feeds_state.with_roles(Roles {
+                    feeds: false,
+                    metrics: config.monitoring.metrics,
+                    healthz: config.monitoring.healthz,
+                })
+            } else {
+                self_check.get_or_insert(addr);
+                feeds_state.clone()
+            };
+            bound.push((l, state));
         }
+
+        // The publishing thread.
         let watcher_tx = tx.clone();
+        let thread_metrics = metrics.clone();
         let publisher = std::thread::Builder::new()
             .name("herald-watch".into())
             .spawn(move || {
-                watch::run(engine, rx, watcher_tx, move |_engine, synced| {
-                    log_synced(&synced);
-                    if synced.documents.is_empty() && synced.removed.is_empty() {
-                        return;
-                    }
-                    let now = pipeline::now().timestamp();
-                    snap_tx.send_modify(|s| {
-                        *s = Arc::new(s.updated(&synced.documents, &synced.removed, now))
-                    });
-                })
+                let m = thread_metrics.clone();
+                watch::run(
+                    engine,
+                    rx,
+                    watcher_tx,
+                    thread_metrics,
+                    move |engine, synced| {
+                        let started = std::time::Instant::now();
+                        log_synced(&synced);
+                        if !synced.documents.is_empty() || !synced.removed.is_empty() {
+                            let now = pipeline::now().timestamp();
+                            snap_tx.send_modify(|s| {
+                                *s = Arc::new(s.updated(&synced.documents, &synced.removed, now))
+                            });
+                        }
+                        let languages = engine.catalog().languages().unwrap_or_default();
+                        m.published(
+                            started.elapsed(),
+                            synced.written.is_ok(),
+                            languages,
+                            rejected_count(engine),
+                        );
+                        systemd::status(&m.status_line());
+                    },
+                )
             })
             .context("cannot start the watcher thread")?;
 
-        let state = serve::State::new(
-            snap_rx,
-            serve::Options {
-                max_age: config.server.max_age,
-                header_read_timeout: config.server.header_read_timeout,
-                max_connections: config.server.max_connections,
-                max_header_bytes: config.server.max_header_bytes,
-                access_log: config.server.access_log,
-                shutdown_grace: config.server.shutdown_grace,
-            },
-        );
         let mut term =
             signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
         let mut int =
             signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+
+        // Reloads.
+        let reload_tx = tx.clone();
+        let reload_metrics = metrics.clone();
+        let source = config.source.clone();
+        let running = config.clone();
+        tokio::spawn(async move {
+            let mut running = running;
+            while hup.recv().await.is_some() {
+                running = reload(&source, running, &reload_tx, &reload_metrics).await;
+            }
+        });
+
+        // The watchdog: ping only while both halves make progress.
+        if let Some(period) = systemd::watchdog_period() {
+            let m = metrics.clone();
+            let target = self_check;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period / 2);
+                loop {
+                    tick.tick().await;
+                    let server_ok = match target {
+                        Some(addr) => http_answers(addr).await,
+                        None => true,
+                    };
+                    match (m.health(), server_ok) {
+                        (Ok(_), true) => systemd::watchdog(),
+                        (Err(why), _) => warn!(reason = %why, "not pinging the watchdog"),
+                        (_, false) => {
+                            warn!("not pinging the watchdog: the HTTP server does not answer")
+                        }
+                    }
+                }
+            });
+        }
+
+        systemd::ready(&metrics.status_line());
         let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM: shutting down"),
                 _ = int.recv() => info!("SIGINT: shutting down"),
+                _ = stop_rx.changed() => {},
             }
+            systemd::stopping();
         };
-        serve::run(listeners, state, shutdown).await;
+        serve::run(bound, options, shutdown).await;
+        drop(stop_tx);
         let _ = tx.send(watch::Msg::Shutdown);
         let joined = tokio::task::spawn_blocking(move || publisher.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
@@ -103,6 +191,131 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// SIGHUP: validate the new configuration; apply it or keep the old one.
+async fn reload(
+    source: &Path,
+    running: Config,
+    tx: &std::sync::mpsc::Sender<watch::Msg>,
+    metrics: &Metrics,
+) -> Config {
+    systemd::reloading();
+    info!(path = %source.display(), "SIGHUP: reloading the configuration");
+    let new = match Config::load(source) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("reload refused, still running with the previous configuration: {e}");
+            systemd::ready(&format!(
+                "{}; last reload FAILED: {e}",
+                metrics.status_line()
+            ));
+            return running;
+        }
+    };
+    for (what, changed) in [
+        ("server", new.server != running.server),
+        ("paths.state", new.paths.state != running.paths.state),
+        ("monitoring", new.monitoring != running.monitoring),
+        ("log", new.log != running.log),
+    ] {
+        if changed {
+            warn!(
+                section = what,
+                "this change takes effect only after a restart (systemctl restart herald)"
+            );
+        }
+    }
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+    if tx
+        .send(watch::Msg::Reload(Box::new(new.clone()), reply_tx))
+        .is_err()
+    {
+        return running;
+    }
+    // Wait for the rescan with the new configuration before READY=1.
+    let _ =
+        tokio::task::spawn_blocking(move || reply_rx.recv_timeout(Duration::from_secs(600))).await;
+    info!("configuration reloaded");
+    systemd::ready(&metrics.status_line());
+    new
+}
+
+/// The listeners: systemd's sockets when socket-activated, else the
+/// configured addresses; plus the monitoring addresses.
+async fn listeners(config: &Config) -> anyhow::Result<Vec<(&'static str, TcpListener)>> {
+    let mut out = Vec::new();
+    let activated =
+        systemd::activated_listeners().context("cannot use the sockets passed by systemd")?;
+    if activated.is_empty() {
+        for l in serve::bind(&config.server.listen).await? {
+            out.push(("feeds", l));
+        }
+    } else {
+        info!(
+            count = activated.len(),
+            "using sockets passed by systemd; server.listen is ignored"
+        );
+        for (name, l) in activated {
+            let role = if name == "monitoring" {
+                "monitoring"
+            } else {
+                "feeds"
+            };
+            out.push((
+                role,
+                TcpListener::from_std(l).context("cannot use a passed socket")?,
+            ));
+        }
+    }
+    if let Some(addrs) = &config.monitoring.listen {
+        for l in serve::bind(addrs).await? {
+            out.push(("monitoring", l));
+        }
+    }
+    Ok(out)
+}
+
+fn serve_options(config: &Config) -> serve::Options {
+    serve::Options {
+        max_age: config.server.max_age,
+        header_read_timeout: config.server.header_read_timeout,
+        max_connections: config.server.max_connections,
+        max_header_bytes: config.server.max_header_bytes,
+        access_log: config.server.access_log,
+        shutdown_grace: config.server.shutdown_grace,
+    }
+}
+
+/// Whether our own HTTP server answers a request within two seconds.
+async fn http_answers(addr: SocketAddr) -> bool {
+    let addr = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port()))
+        }
+        a => a,
+    };
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"HEAD /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.ok()?;
+        buf.starts_with(b"HTTP/1.1 ").then_some(())
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(()))
+    )
+}
+
+/// Files rejected as they are now.
+fn rejected_count(engine: &Engine) -> usize {
+    engine.catalog().all_rejected().map_or(0, |r| r.len())
 }
 
 fn log_synced(synced: &Synced) {

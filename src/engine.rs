@@ -49,6 +49,7 @@ pub struct Synced {
 }
 
 pub struct Engine {
+    progress: Option<pipeline::Progress>,
     config: Config,
     catalog: Catalog,
     id_prefix: String,
@@ -64,6 +65,7 @@ impl Engine {
         let now = pipeline::now();
         let (id_prefix, epoch) = identity(&catalog, &config, now, true)?;
         Ok(Engine {
+            progress: None,
             config,
             catalog,
             id_prefix,
@@ -83,6 +85,11 @@ impl Engine {
     /// Where a damaged state database was moved, if it was.
     pub fn recovered_from(&self) -> Option<&PathBuf> {
         self.catalog.recovered_from.as_ref()
+    }
+
+    /// Called during long syncs (the daemon's liveness heartbeat).
+    pub fn set_progress(&mut self, progress: pipeline::Progress) {
+        self.progress = Some(progress);
     }
 
     /// Takes a new configuration (reload). Ids stay as they were.
@@ -234,7 +241,9 @@ impl Engine {
     }
 
     fn context(&self, reparse_all: bool) -> Context {
-        context(&self.config, &self.id_prefix, self.first_run, reparse_all)
+        let mut ctx = context(&self.config, &self.id_prefix, self.first_run, reparse_all);
+        ctx.progress = self.progress.clone();
+        ctx
     }
 
     /// What the renderers need, as the catalog is now.
@@ -281,6 +290,7 @@ fn context(config: &Config, id_prefix: &str, first_run: bool, reparse_all: bool)
         first_run,
         max_file_bytes: config.limits.max_file_bytes,
         reparse_all,
+        progress: None,
     }
 }
 

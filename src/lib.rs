@@ -31,7 +31,9 @@
 //! - [`snapshot`]: published documents in memory, pre-compressed, with validators.
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
 //! - [`serve`]: hyper; answers from the snapshot only; the only HTTP code.
-//! - [`daemon`]: `herald serve` wiring, signals, shutdown.
+//! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
+//! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
+//! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.
 //! - [`logging`]: human, journald or JSON log output.
 //!
@@ -55,6 +57,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod publish;
 pub mod render;
@@ -62,4 +65,5 @@ pub mod report;
 pub mod scan;
 pub mod serve;
 pub mod snapshot;
+pub mod systemd;
 pub mod watch;

@@ -27,8 +27,11 @@ use crate::publish::{self, Document};
 use crate::render::{self, Scope, Site};
 use crate::scan::FileInfo;
 
+/// Called now and then during long work, to show the publisher is alive.
+pub type Progress = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// What the planner needs besides the catalog.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
     pub options: ParseOptions,
     pub id_prefix: String,
@@ -39,6 +42,7 @@ pub struct Context {
     pub max_file_bytes: u64,
     /// Parse every file even when its size and time are unchanged (`check`).
     pub reparse_all: bool,
+    pub progress: Option<Progress>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -373,6 +377,9 @@ fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
 }
 
 fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {
+    if let Some(progress) = &ctx.progress {
+        progress();
+    }
     let limit = ctx.max_file_bytes;
     if f.size > limit {
         return Err(format!(

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
+use crate::metrics::{Metrics, Route};
 use crate::snapshot::{Resource, Snapshot};
 
 /// How the server behaves.
@@ -35,36 +36,66 @@ pub struct Options {
     pub shutdown_grace: Duration,
 }
 
+/// What one listener answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Feeds and pages from the snapshot.
+    pub feeds: bool,
+    pub metrics: bool,
+    pub healthz: bool,
+}
+
 /// What the server reads on every request.
 #[derive(Clone)]
 pub struct State {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub options: Arc<Options>,
+    pub metrics: Arc<Metrics>,
+    pub roles: Roles,
     cache_control: HeaderValue,
 }
 
 impl State {
-    pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>, options: Options) -> State {
+    pub fn new(
+        snapshot: watch::Receiver<Arc<Snapshot>>,
+        options: Options,
+        metrics: Arc<Metrics>,
+        roles: Roles,
+    ) -> State {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", options.max_age.as_secs()))
                 .unwrap_or(HeaderValue::from_static("public, max-age=60"));
         State {
             snapshot,
             options: Arc::new(options),
+            metrics,
+            roles,
             cache_control,
+        }
+    }
+
+    /// The same server with other roles (a separate monitoring listener).
+    pub fn with_roles(&self, roles: Roles) -> State {
+        State {
+            roles,
+            ..self.clone()
         }
     }
 }
 
-/// Serves on `listeners` until `shutdown` resolves, then lets in-flight
-/// requests finish for the grace period.
-pub async fn run(listeners: Vec<TcpListener>, state: State, shutdown: impl Future<Output = ()>) {
+/// Serves on `listeners` (each with its own state and roles) until
+/// `shutdown` resolves, then lets in-flight requests finish for the grace
+/// period.
+pub async fn run(
+    listeners: Vec<(TcpListener, State)>,
+    options: Arc<Options>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
-    let permits = Arc::new(Semaphore::new(state.options.max_connections));
+    let permits = Arc::new(Semaphore::new(options.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_loops = Vec::new();
-    for listener in listeners {
-        let state = state.clone();
+    for (listener, state) in listeners {
         let permits = permits.clone();
         let graceful = graceful.clone();
         let mut stop = stop_rx.clone();
@@ -114,7 +145,7 @@ pub async fn run(listeners: Vec<TcpListener>, state: State, shutdown: impl Futur
     for l in accept_loops {
         let _ = l.await;
     }
-    let grace = state.options.shutdown_grace;
+    let grace = options.shutdown_grace;
     // The accept loops are done, so this is the last reference.
     let Ok(graceful) = Arc::try_unwrap(graceful) else {
         return;
@@ -135,21 +166,28 @@ pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<F
     let start = Instant::now();
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
-    let response = respond(state, &method, &raw_path, req.headers());
-    if state.options.access_log {
-        let bytes = response
+    let (route, response) = respond(state, &method, &raw_path, req.headers());
+    let bytes = if method == Method::HEAD {
+        0
+    } else {
+        response
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+    };
+    state
+        .metrics
+        .request(route, response.status().as_u16(), bytes);
+    if state.options.access_log {
         info!(
             target: "herald::access",
             peer = %peer.ip(),
             method = %method,
             path = %raw_path,
             status = response.status().as_u16(),
-            bytes = if method == Method::HEAD { 0 } else { bytes },
+            bytes,
             duration_us = start.elapsed().as_micros() as u64,
             "request"
         );
@@ -162,23 +200,64 @@ fn respond(
     method: &Method,
     raw_path: &str,
     headers: &HeaderMap,
-) -> Response<Full<Bytes>> {
+) -> (Route, Response<Full<Bytes>>) {
     if method != Method::GET && method != Method::HEAD {
-        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
+        return (Route::Other, r);
     }
-    let Some(key) = route(raw_path) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
+    let not_found = || {
+        (
+            Route::Other,
+            plain(StatusCode::NOT_FOUND, "not found\n".into()),
+        )
     };
-    if key == "healthz" {
-        return plain(StatusCode::OK, "ok\n");
+    let Some(key) = route(raw_path) else {
+        return not_found();
+    };
+    if key == "healthz" && state.roles.healthz {
+        let r = match state.metrics.health() {
+            Ok(note) => plain(StatusCode::OK, format!("{note}\n")),
+            Err(why) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+        };
+        return (Route::Health, r);
+    }
+    if key == "metrics" && state.roles.metrics {
+        let mut r = plain(StatusCode::OK, state.metrics.render());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return (Route::Metrics, r);
+    }
+    if !state.roles.feeds {
+        return not_found();
     }
     let snapshot = state.snapshot.borrow().clone();
     let Some(resource) = snapshot.get(&key) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
+        return not_found();
     };
+    let kind = if key.ends_with(".xml") {
+        Route::Feed
+    } else if key == "index.html" || key.ends_with("/index.html") {
+        Route::Index
+    } else {
+        Route::Page
+    };
+    (kind, represent(state, resource, method, headers))
+}
+
+/// The response for a resource: validators, encoding, 304 or 200.
+fn represent(
+    state: &State,
+    resource: &Resource,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
     let (body, encoding, etag) = select_encoding(resource, headers);
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, resource.content_type)
@@ -200,7 +279,7 @@ fn respond(
         return builder
             .status(StatusCode::NOT_MODIFIED)
             .body(Full::new(Bytes::new()))
-            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"));
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n".into()));
     }
     let len = body.len();
     let body = if *method == Method::HEAD {
@@ -211,7 +290,7 @@ fn respond(
     let mut r = builder
         .status(StatusCode::OK)
         .body(Full::new(body))
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"));
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n".into()));
     // Set explicitly so that HEAD reports the length GET would send.
     r.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -377,15 +456,16 @@ fn not_modified(r: &Resource, headers: &HeaderMap) -> bool {
         .is_some_and(|since| r.last_modified_secs <= since.as_secs() as i64)
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let len = text.len();
+    let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r

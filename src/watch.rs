@@ -16,8 +16,13 @@ use std::time::{Duration, Instant};
 use notify::{Event, EventKind, RecursiveMode};
 use tracing::{debug, error, info, warn};
 
+use crate::config::Config;
 use crate::engine::{Engine, EngineError, Synced};
+use crate::metrics::Metrics;
 use crate::scan;
+
+/// The longest the loop sleeps without showing a sign of life.
+const BEAT: Duration = Duration::from_secs(5);
 
 /// What the watcher thread is told.
 #[derive(Debug)]
@@ -26,6 +31,9 @@ pub enum Msg {
     Paths(Vec<PathBuf>),
     /// Something may have been missed: look at everything.
     Rescan(String),
+    /// A new, validated configuration (SIGHUP). The reply comes after the
+    /// full rescan that follows it.
+    Reload(Box<Config>, Sender<()>),
     Shutdown,
 }
 
@@ -70,8 +78,12 @@ pub fn run(
     mut engine: Engine,
     rx: Receiver<Msg>,
     tx: Sender<Msg>,
+    metrics: std::sync::Arc<Metrics>,
     mut publish: impl FnMut(&Engine, Synced),
 ) {
+    let beat = metrics.clone();
+    engine.set_progress(std::sync::Arc::new(move || beat.beat()));
+    let mut reload_replies: Vec<Sender<()>> = Vec::new();
     let mut watcher: Option<Box<dyn notify::Watcher + Send>> = None;
     let mut root = canonical_root(&engine);
     let mut next_rescan = engine
@@ -109,6 +121,7 @@ pub fn run(
                 }
             }
         }
+        metrics.beat();
         // Wait for the first message (or a timer).
         let wait = if watcher.is_none() {
             Duration::from_secs(2)
@@ -121,13 +134,15 @@ pub fn run(
         };
         let mut paths = BTreeSet::new();
         let mut full = std::mem::take(&mut pending_full);
-        match rx.recv_timeout(wait) {
+        let mut new_config = None;
+        match rx.recv_timeout(wait.min(BEAT)) {
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(msg) => {
-                if collect(msg, &mut paths, &mut full) {
+                if collect(msg, &mut paths, &mut full, &mut new_config) {
                     return;
                 }
             }
+            Err(RecvTimeoutError::Timeout) if wait > BEAT => continue,
             Err(RecvTimeoutError::Timeout) => {
                 if watcher.is_none() {
                     root = canonical_root(&engine);
@@ -150,13 +165,26 @@ pub fn run(
             }
             match rx.recv_timeout(debounce.min(left)) {
                 Ok(msg) => {
-                    if collect(msg, &mut paths, &mut full) {
+                    if collect(msg, &mut paths, &mut full, &mut new_config) {
                         return;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+        }
+        let mut all_pages = false;
+        if let Some((config, reply)) = new_config {
+            let watch_changed = config.paths.watch != engine.config().paths.watch
+                || config.watch.poll_interval != engine.config().watch.poll_interval;
+            engine.set_config(*config);
+            if watch_changed {
+                watcher = None;
+                root = canonical_root(&engine);
+            }
+            reload_replies.push(reply);
+            full = true;
+            all_pages = true; // the title or base URL may have changed
         }
         if full {
             next_rescan = engine
@@ -174,7 +202,7 @@ pub fn run(
         }
         let started = Instant::now();
         let result = if full {
-            engine.sync_full(false)
+            engine.sync_full(all_pages)
         } else {
             engine.sync_paths(&rels)
         };
@@ -200,12 +228,27 @@ pub fn run(
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
+        for reply in reload_replies.drain(..) {
+            let _ = reply.send(());
+        }
     }
 }
 
 /// Adds a message's paths; returns true on shutdown.
-fn collect(msg: Msg, paths: &mut BTreeSet<PathBuf>, full: &mut bool) -> bool {
+fn collect(
+    msg: Msg,
+    paths: &mut BTreeSet<PathBuf>,
+    full: &mut bool,
+    new_config: &mut Option<(Box<Config>, Sender<()>)>,
+) -> bool {
     match msg {
+        Msg::Reload(config, reply) => {
+            // A second reload in the same batch wins; both callers hear back.
+            if let Some((_, earlier)) = new_config.take() {
+                let _ = earlier.send(());
+            }
+            *new_config = Some((config, reply));
+        }
         Msg::Paths(p) => paths.extend(p),
         Msg::Rescan(why) => {
             if !*full {

@@ -1,0 +1,95 @@
+//! The service manager's side channel: `sd_notify` messages, the watchdog
+//! period, and sockets passed by socket activation.
+//!
+//! Everything here is optional: without `NOTIFY_SOCKET`, `WATCHDOG_USEC` or
+//! `LISTEN_FDS` (not under systemd) the functions do nothing, and a missing
+//! or broken notify socket is logged at debug level, never fatal.
+
+use std::net::TcpListener;
+use std::os::fd::FromRawFd;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tracing::debug;
+
+/// Sends notification states; errors are not fatal.
+fn notify(states: &[NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(false, states) {
+        debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// `READY=1` with a status line.
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    notify(&[NotifyState::Status(status)]);
+}
+
+/// `RELOADING=1` with `MONOTONIC_USEC`, as `Type=notify-reload` expects.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("reloading configuration"),
+        ]),
+        Err(_) => notify(&[
+            NotifyState::Reloading,
+            NotifyState::Status("reloading configuration"),
+        ]),
+    }
+}
+
+pub fn stopping() {
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+}
+
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
+}
+
+/// The watchdog period, when systemd asked for pings (`WATCHDOG_USEC`,
+/// for this process if `WATCHDOG_PID` is set).
+pub fn watchdog_period() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec))
+}
+
+/// TCP listeners passed by systemd (`LISTEN_FDS`, `LISTEN_PID`), with their
+/// names (`LISTEN_FDNAMES`, `FileDescriptorName=`); empty when none.
+pub fn activated_listeners() -> std::io::Result<Vec<(String, TcpListener)>> {
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    let fds: Vec<i32> = sd_notify::listen_fds()?.collect();
+    let mut out = Vec::new();
+    for (i, fd) in fds.into_iter().enumerate() {
+        // SAFETY: systemd passes these descriptors to this process (LISTEN_PID
+        // was checked by listen_fds) and nothing else in herald owns them.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        listener.local_addr().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("passed file descriptor {fd} is not a TCP socket: {e}"),
+            )
+        })?;
+        listener.set_nonblocking(true)?;
+        out.push((
+            names.get(i).cloned().unwrap_or_else(|| "http".into()),
+            listener,
+        ));
+    }
+    std::env::remove_var("LISTEN_FDNAMES");
+    Ok(out)
+}
