@@ -178,11 +178,16 @@ impl Site {
 
     /// Starts the daemon and waits until it listens.
     pub fn serve(&self) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(self.config())
-            .arg("serve")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(self.config()).arg("serve");
+        self.serve_with(cmd)
+    }
+
+    /// Starts a prepared daemon command and waits until it listens.
+    pub fn serve_with(&self, mut cmd: Command) -> Daemon {
+        let mut child = cmd
             .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -220,7 +225,12 @@ impl Site {
 impl Daemon {
     /// One request on a fresh connection; `extra` are raw header lines.
     pub fn request(&self, method: &str, path: &str, extra: &[&str]) -> Resp {
-        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        Daemon::request_to(&self.addr, method, path, extra)
+    }
+
+    /// One request to any address.
+    pub fn request_to(addr: &str, method: &str, path: &str, extra: &[&str]) -> Resp {
+        let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
         for h in extra {
@@ -240,6 +250,15 @@ impl Daemon {
 
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends a signal (`"HUP"`, `"TERM"`...).
+    pub fn signal(&self, name: &str) {
+        Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
     }
 
     /// Sends SIGTERM and waits for the exit status.
