@@ -37,12 +37,8 @@ pub enum Msg {
     Shutdown,
 }
 
-/// Starts a watcher on `root` that forwards events to `tx`.
-pub fn start(
-    root: &Path,
-    poll: Option<Duration>,
-    tx: Sender<Msg>,
-) -> notify::Result<Box<dyn notify::Watcher + Send>> {
+/// Starts an inotify (or platform) watcher on `root` that forwards events to `tx`.
+pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Watcher + Send>> {
     let handler = move |res: notify::Result<Event>| {
         let msg = match res {
             Ok(event) if event.need_rescan() => Msg::Rescan("the event queue overflowed".into()),
@@ -61,13 +57,8 @@ pub fn start(
         };
         let _ = tx.send(msg);
     };
-    let mut watcher: Box<dyn notify::Watcher + Send> = match poll {
-        Some(interval) => Box::new(notify::PollWatcher::new(
-            handler,
-            notify::Config::default().with_poll_interval(interval),
-        )?),
-        None => Box::new(notify::recommended_watcher(handler)?),
-    };
+    let mut watcher: Box<dyn notify::Watcher + Send> =
+        Box::new(notify::recommended_watcher(handler)?);
     watcher.watch(root, RecursiveMode::Recursive)?;
     Ok(watcher)
 }
@@ -94,10 +85,22 @@ pub fn run(
     let mut missing_logged = false;
     let mut pending_full = false;
     loop {
-        if watcher.is_none() {
+        // Polling mode (network filesystems) uses no notify watcher: a full
+        // rescan every interval sees everything, deletions included.
+        let poll = engine.config().watch.poll_interval;
+        if poll.is_some() && root.is_some() && missing_logged {
+            info!(path = %engine.config().paths.watch.display(), "watch folder is back; rescanning");
+            missing_logged = false;
+            pending_full = true;
+        }
+        let armed = |w: &Option<Box<dyn notify::Watcher + Send>>, root: &Option<PathBuf>| {
+            w.is_some() || (poll.is_some() && root.is_some())
+        };
+        if !armed(&watcher, &root) {
             match root
                 .as_ref()
-                .map(|r| start(r, engine.config().watch.poll_interval, tx.clone()))
+                .filter(|_| poll.is_none())
+                .map(|r| start(r, tx.clone()))
             {
                 Some(Ok(w)) => {
                     if missing_logged {
@@ -123,14 +126,15 @@ pub fn run(
         }
         metrics.beat();
         // Wait for the first message (or a timer).
-        let wait = if watcher.is_none() {
+        let wait = if !armed(&watcher, &root) {
             Duration::from_secs(2)
         } else if pending_full {
             Duration::ZERO
         } else {
-            next_rescan.map_or(Duration::from_secs(3600), |t| {
+            let rescan = next_rescan.map_or(Duration::from_secs(3600), |t| {
                 t.saturating_duration_since(Instant::now())
-            })
+            });
+            poll.map_or(rescan, |p| rescan.min(p))
         };
         let mut paths = BTreeSet::new();
         let mut full = std::mem::take(&mut pending_full);
@@ -144,7 +148,7 @@ pub fn run(
             }
             Err(RecvTimeoutError::Timeout) if wait > BEAT => continue,
             Err(RecvTimeoutError::Timeout) => {
-                if watcher.is_none() {
+                if !armed(&watcher, &root) {
                     root = canonical_root(&engine);
                     continue;
                 }
@@ -177,6 +181,7 @@ pub fn run(
         if let Some((config, reply)) = new_config {
             let watch_changed = config.paths.watch != engine.config().paths.watch
                 || config.watch.poll_interval != engine.config().watch.poll_interval;
+            // (In polling mode there is no watcher; dropping None is harmless.)
             engine.set_config(*config);
             if watch_changed {
                 watcher = None;

@@ -242,3 +242,36 @@ fn second_instance_on_the_same_state_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use by another herald"), "{stderr}");
 }
+
+#[test]
+fn journal_and_json_log_formats() {
+    let site = Site::for_daemon("");
+    site.put("bad.txt", "");
+    // Under journald: priority prefixes, no timestamps, no colours.
+    let out = Command::new(support::BIN)
+        .arg("--config")
+        .arg(site.config())
+        .arg("build")
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains("bad.txt"))
+        .expect("a warning line");
+    assert!(warn.starts_with("<4>"), "{warn}");
+    assert!(
+        !warn.contains("\u{1b}[") && !warn.contains("20"),
+        "no colours or timestamps: {warn}"
+    );
+    assert!(stderr.lines().any(|l| l.starts_with("<6>")), "{stderr}");
+    // JSON lines for log shippers.
+    let out = site.run(&["build", "--log-format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}

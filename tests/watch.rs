@@ -247,3 +247,19 @@ fn a_broken_edit_keeps_the_last_good_version_with_one_warning() {
     let warnings = d.logs().iter().filter(|l| l.contains("x.md")).count();
     assert_eq!(warnings, 1);
 }
+
+#[test]
+fn polling_mode_for_network_filesystems() {
+    let site = Site::for_daemon("");
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    std::fs::write(
+        site.config(),
+        config.replace("[watch]\n", "[watch]\npoll_interval_ms = 200\n"),
+    )
+    .unwrap();
+    let d = site.serve();
+    site.put("polled.txt", "Found by polling\n\nNo inotify needed.\n");
+    wait_feed(&d, "polled file", |t| count(t, "Found by polling") == 1);
+    std::fs::remove_file(site.watch().join("polled.txt")).unwrap();
+    wait_feed(&d, "polled deletion", |t| t.is_empty());
+}
