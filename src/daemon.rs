@@ -40,11 +40,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let (documents, disk_ok, rejected) = match engine.sync_full(true) {
         Ok(synced) => {
             log_synced(&synced);
-            (
-                synced.documents,
-                synced.written.is_ok(),
-                rejected_count(&engine),
-            )
+            let written = engine.write(&synced);
+            log_written(&written);
+            (synced.documents, written.is_ok(), rejected_count(&engine))
         }
         Err(EngineError::Watch { path, source }) => {
             error!(path = %path.display(), error = %source, "cannot read the watch folder; serving what the state holds");
@@ -111,16 +109,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     move |engine, synced| {
                         let started = std::time::Instant::now();
                         log_synced(&synced);
+                        // Memory first (readers see the change at once), disk after.
                         if !synced.documents.is_empty() || !synced.removed.is_empty() {
                             let now = pipeline::now().timestamp();
                             snap_tx.send_modify(|s| {
                                 *s = Arc::new(s.updated(&synced.documents, &synced.removed, now))
                             });
                         }
+                        let written = engine.write(&synced);
+                        log_written(&written);
                         let languages = engine.catalog().languages().unwrap_or_default();
                         m.published(
                             started.elapsed(),
-                            synced.written.is_ok(),
+                            written.is_ok(),
                             languages,
                             rejected_count(engine),
                         );
@@ -300,7 +301,7 @@ async fn http_answers(addr: SocketAddr) -> bool {
     };
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"HEAD /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")
+        s.write_all(b"HEAD /healthz HTTP/1.1\r\nHost: watchdog\r\nUser-Agent: herald-watchdog\r\nConnection: close\r\n\r\n")
             .await
             .ok()?;
         let mut buf = [0u8; 12];
@@ -318,13 +319,16 @@ fn rejected_count(engine: &Engine) -> usize {
     engine.catalog().all_rejected().map_or(0, |r| r.len())
 }
 
+fn log_written(written: &Result<crate::publish::WriteReport, crate::publish::PublishError>) {
+    if let Err(e) = written {
+        error!(error = %e, "cannot write the feeds folder; serving from memory, will retry on the next change");
+    }
+}
+
 fn log_synced(synced: &Synced) {
     report::log_outcomes(&synced.plan.outcomes);
     for (path, error) in &synced.scan_errors {
         warn!(path = %path, "cannot list: {error}");
-    }
-    if let Err(e) = &synced.written {
-        error!(error = %e, "cannot write the feeds folder; serving from memory, will retry on the next change");
     }
     let changed = synced.plan.pages.len() + synced.plan.deleted.len();
     if changed > 0 {

@@ -2,7 +2,7 @@
 //!
 //! A sync scans (all of the watch folder, or the paths an event named),
 //! plans, applies the plan to the catalog, renders the feeds, indexes and
-//! changed pages, and writes them to the feeds folder. `build` runs one full
+//! changed pages; [`Engine::write`] then writes them to the feeds folder. `build` runs one full
 //! sync; the daemon runs one per batch of file events and keeps the rendered
 //! documents in memory. A failure to write to disk does not stop a sync: the
 //! in-memory documents are still current, and the next sync retries.
@@ -44,8 +44,6 @@ pub struct Synced {
     pub ignored: Vec<(String, &'static str)>,
     /// Entries that could not be listed: (path, error).
     pub scan_errors: Vec<(String, String)>,
-    /// The disk write, which may fail without failing the sync.
-    pub written: Result<WriteReport, PublishError>,
 }
 
 pub struct Engine {
@@ -201,7 +199,14 @@ impl Engine {
         all_pages: bool,
     ) -> Result<Synced, EngineError> {
         let languages_before = self.catalog.languages()?;
+        let t = std::time::Instant::now();
         self.catalog.apply(&plan.changes)?;
+        tracing::debug!(
+            changes = plan.changes.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "applied"
+        );
+        let t = std::time::Instant::now();
         self.first_run = false;
         let site = self.site()?;
         let mut documents = pipeline::render_documents(
@@ -229,15 +234,24 @@ impl Engine {
         }
         let have: HashSet<&str> = documents.iter().map(|d| d.path.as_str()).collect();
         removed.retain(|p| !have.contains(p.as_str()));
-        let written = publish::write(&self.config.paths.feeds, &documents, &removed);
+        tracing::debug!(
+            documents = documents.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "rendered"
+        );
         Ok(Synced {
             plan,
             documents,
             removed,
             ignored,
             scan_errors,
-            written,
         })
+    }
+
+    /// Writes what a sync rendered to the feeds folder. A failure (disk
+    /// full, read-only folder) does not undo the sync; the caller logs it.
+    pub fn write(&self, synced: &Synced) -> Result<WriteReport, PublishError> {
+        publish::write(&self.config.paths.feeds, &synced.documents, &synced.removed)
     }
 
     fn context(&self, reparse_all: bool) -> Context {

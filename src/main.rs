@@ -47,6 +47,9 @@ enum Command {
         /// One JSON object per file on stdout instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print only rejected files and the summary (for ExecStartPre=).
+        #[arg(long, short, conflicts_with = "json")]
+        quiet: bool,
     },
     /// Run the daemon: watch the folder, republish on change, serve HTTP.
     Serve,
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
     logging::init(&config.log.level, format);
     let result = match cli.command {
         Command::Build => build(config),
-        Command::Check { json } => check(&config, json),
+        Command::Check { json, quiet } => check(&config, json, quiet),
         Command::Serve => herald::daemon::run(config),
     };
     match result {
@@ -105,7 +108,7 @@ fn build(config: Config) -> anyhow::Result<()> {
         .iter()
         .filter(|o| o.status == Status::Rejected)
         .count();
-    let write = synced.written?;
+    let write = engine.write(&synced)?;
     info!(
         published,
         rejected,
@@ -118,9 +121,22 @@ fn build(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(config: &Config, json: bool) -> anyhow::Result<()> {
+fn check(config: &Config, json: bool, quiet: bool) -> anyhow::Result<()> {
     let (plan, listing) = engine::check(config)?;
-    let rows = report::rows(&plan, &listing);
+    let mut rows = report::rows(&plan, &listing);
+    if quiet {
+        // Only what needs attention, then the full counts.
+        let counts = report::table(&rows);
+        rows.retain(|r| r.status == "rejected");
+        if !rows.is_empty() {
+            let table = report::table(&rows);
+            let mut lines: Vec<&str> = table.lines().collect();
+            lines.pop();
+            println!("{}", lines.join("\n"));
+        }
+        println!("{}", counts.lines().last().unwrap_or_default());
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

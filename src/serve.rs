@@ -166,6 +166,11 @@ pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<F
     let start = Instant::now();
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
+    // herald's own watchdog probe every few seconds would drown the log.
+    let probe = req
+        .headers()
+        .get(header::USER_AGENT)
+        .is_some_and(|ua| ua.as_bytes() == b"herald-watchdog");
     let (route, response) = respond(state, &method, &raw_path, req.headers());
     let bytes = if method == Method::HEAD {
         0
@@ -180,7 +185,7 @@ pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<F
     state
         .metrics
         .request(route, response.status().as_u16(), bytes);
-    if state.options.access_log {
+    if state.options.access_log && !probe {
         info!(
             target: "herald::access",
             peer = %peer.ip(),

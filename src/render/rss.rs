@@ -10,6 +10,7 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::{CategoryBuilder, ChannelBuilder, GuidBuilder, ItemBuilder};
 
 use super::{newest_updated, page_path, url, Scope, Site, GENERATOR, VERSION};
+use crate::announcement::text::escape;
 use crate::catalog::Entry;
 
 /// Renders one RSS document.
@@ -49,7 +50,6 @@ pub fn render(site: &Site, scope: &Scope, entries: &[Entry]) -> Vec<u8> {
         .items(items)
         .build();
     let mut out = Vec::with_capacity(4096 + entries.len() * 4096);
-    out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     // Writing into a Vec cannot fail with an I/O error, and the channel holds
     // only strings we built: an error here would be a bug in the rss crate.
     match channel.write_to(&mut out) {
@@ -76,7 +76,10 @@ fn item(site: &Site, e: &Entry) -> rss::Item {
                 .build(),
         ))
         .pub_date(Some(e.published.to_rfc2822()))
-        .description(Some(e.summary.clone()))
+        // RSS readers treat <description> as HTML: the plain-text summary
+        // must be escaped, or "<Night>" vanishes and "<script>" text
+        // becomes markup (regression: found by the W3C validator run).
+        .description(Some(escape(&e.summary)))
         .content(Some(e.content.clone()))
         .categories(
             e.tags
@@ -119,6 +122,24 @@ mod tests {
         assert_eq!(
             channel.atom_ext().unwrap().links()[0].href(),
             "https://news.example.org/uk/rss.xml"
+        );
+    }
+
+    #[test]
+    fn one_declaration_and_escaped_description() {
+        let site = fixtures::site();
+        let mut e = fixtures::entry("fish", "en", "Fish", "<p>x</p>");
+        e.summary = "Fish & Chips <Night>: <script>alert(1)</script>".into();
+        let bytes = render(&site, &Scope::All, &[e]);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(text.matches("<?xml").count(), 1, "{text}");
+        assert!(text.starts_with("<?xml"));
+        let channel = ::rss::Channel::read_from(&bytes[..]).unwrap();
+        // After the reader's HTML decoding the literal text survives.
+        let description = channel.items()[0].description().unwrap();
+        assert_eq!(
+            description,
+            "Fish &amp; Chips &lt;Night&gt;: &lt;script&gt;alert(1)&lt;/script&gt;"
         );
     }
 
