@@ -19,7 +19,10 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "en".to_string());
     let default = LangTag::parse(&default).expect("--default takes a language tag");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lang_samples.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lang_samples.json"
+    );
     let text = std::fs::read_to_string(path).expect("read the samples");
     let samples: Vec<serde_json::Value> = serde_json::from_str(&text).expect("samples are JSON");
 
@@ -44,21 +47,45 @@ fn main() {
             e.1 += 1;
         }
         if !ok {
-            confusions.push(format!("{want} -> {} ({kind})", got.as_deref().unwrap_or("none")));
+            confusions.push(format!(
+                "{want} -> {} ({kind})",
+                got.as_deref().unwrap_or("none")
+            ));
         }
     }
     let total_ok: usize = by_kind.values().map(|v| v.0).sum();
-    println!("overall: {total_ok}/{} = {:.1}%", samples.len(), 100.0 * total_ok as f64 / samples.len() as f64);
+    println!(
+        "overall: {total_ok}/{} = {:.1}%",
+        samples.len(),
+        100.0 * total_ok as f64 / samples.len() as f64
+    );
     for (kind, (ok, n)) in &by_kind {
-        println!("  {kind:<14} {ok}/{n} = {:.1}%", 100.0 * *ok as f64 / *n as f64);
+        println!(
+            "  {kind:<14} {ok}/{n} = {:.1}%",
+            100.0 * *ok as f64 / *n as f64
+        );
     }
     let weak: Vec<String> = by_lang
         .iter()
         .filter(|(_, (ok, n))| ok < n)
         .map(|(l, (ok, n))| format!("{l} {ok}/{n}"))
         .collect();
-    println!("languages below 5/5: {}", if weak.is_empty() { "none".into() } else { weak.join(", ") });
-    println!("confusions: {}", if confusions.is_empty() { "none".into() } else { confusions.join("; ") });
+    println!(
+        "languages below 5/5: {}",
+        if weak.is_empty() {
+            "none".into()
+        } else {
+            weak.join(", ")
+        }
+    );
+    println!(
+        "confusions: {}",
+        if confusions.is_empty() {
+            "none".into()
+        } else {
+            confusions.join("; ")
+        }
+    );
     micros.sort_unstable();
     println!(
         "time per text: median {} us, p90 {} us, max {} us",

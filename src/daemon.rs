@@ -27,6 +27,9 @@ use crate::serve::{self, Roles};
 use crate::snapshot::Snapshot;
 use crate::{pipeline, report, systemd, watch};
 
+/// How often a failed write to the feeds folder is retried.
+const DISK_RETRY: Duration = Duration::from_secs(15);
+
 pub fn run(config: Config) -> anyhow::Result<()> {
     let mut engine = Engine::open(config.clone())?;
     if let Some(aside) = engine.recovered_from() {
@@ -101,6 +104,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .name("herald-watch".into())
             .spawn(move || {
                 let m = thread_metrics.clone();
+                // After a failed write the folder is behind: the next
+                // successful write is of everything, not just the changes.
+                let mut behind = !disk_ok;
                 watch::run(
                     engine,
                     rx,
@@ -116,7 +122,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                                 *s = Arc::new(s.updated(&synced.documents, &synced.removed, now))
                             });
                         }
-                        let written = engine.write(&synced);
+                        let written = if behind {
+                            let all = snap_tx.borrow().documents();
+                            engine.write_documents(&all, &synced.removed)
+                        } else {
+                            engine.write(&synced)
+                        };
+                        if behind && written.is_ok() {
+                            info!("the feeds folder is writable again and up to date");
+                        }
+                        behind = written.is_err();
                         log_written(&written);
                         let languages = engine.catalog().languages().unwrap_or_default();
                         m.published(
@@ -172,6 +187,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 }
             });
         }
+
+        // While the feeds folder cannot be written, retry now and then.
+        let retry_tx = tx.clone();
+        let retry_metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DISK_RETRY);
+            loop {
+                tick.tick().await;
+                if retry_metrics.health().is_ok_and(|h| h != "ok")
+                    && retry_tx.send(watch::Msg::Retry).is_err()
+                {
+                    return;
+                }
+            }
+        });
 
         systemd::ready(&metrics.status_line());
         let shutdown = async move {

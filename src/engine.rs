@@ -254,6 +254,15 @@ impl Engine {
         publish::write(&self.config.paths.feeds, &synced.documents, &synced.removed)
     }
 
+    /// Writes the given documents (all of them, after a failed write).
+    pub fn write_documents(
+        &self,
+        documents: &[Document],
+        removed: &[String],
+    ) -> Result<WriteReport, PublishError> {
+        publish::write(&self.config.paths.feeds, documents, removed)
+    }
+
     fn context(&self, reparse_all: bool) -> Context {
         let mut ctx = context(&self.config, &self.id_prefix, self.first_run, reparse_all);
         ctx.progress = self.progress.clone();

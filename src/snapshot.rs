@@ -50,6 +50,23 @@ impl Snapshot {
         self.resources.is_empty()
     }
 
+    /// Every document, sorted by path (to rewrite a feeds folder that fell
+    /// behind).
+    pub fn documents(&self) -> Vec<Document> {
+        let mut docs: Vec<Document> = self
+            .resources
+            .iter()
+            .map(|(path, r)| Document {
+                path: path.clone(),
+                bytes: r.identity.clone(),
+                content_type: r.content_type,
+                last_modified: Some(r.last_modified_secs),
+            })
+            .collect();
+        docs.sort_by(|a, b| a.path.cmp(&b.path));
+        docs
+    }
+
     /// A new snapshot: this one, with `documents` put in and `removed` taken
     /// out. `now` (Unix seconds) is the fallback `Last-Modified`.
     pub fn updated(&self, documents: &[Document], removed: &[String], now: i64) -> Snapshot {

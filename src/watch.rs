@@ -31,6 +31,8 @@ pub enum Msg {
     Paths(Vec<PathBuf>),
     /// Something may have been missed: look at everything.
     Rescan(String),
+    /// Publish again even without changes (a failed disk write is retried).
+    Retry,
     /// A new, validated configuration (SIGHUP). The reply comes after the
     /// full rescan that follows it.
     Reload(Box<Config>, Sender<()>),
@@ -261,6 +263,7 @@ fn collect(
             }
             *full = true;
         }
+        Msg::Retry => *full = true,
         Msg::Shutdown => return true,
     }
     false

@@ -263,3 +263,48 @@ fn polling_mode_for_network_filesystems() {
     std::fs::remove_file(site.watch().join("polled.txt")).unwrap();
     wait_feed(&d, "polled deletion", |t| t.is_empty());
 }
+
+#[test]
+fn feeds_folder_unwritable_keeps_serving_and_catches_up() {
+    let (site, d) = started();
+    // Replace the feeds folder by a plain file: every write now fails (the
+    // tests run as root, for whom permissions would not stop a write).
+    let aside = site.path().join("feeds-aside");
+    std::fs::rename(site.feeds(), &aside).unwrap();
+    std::fs::write(site.feeds(), "not a folder").unwrap();
+    site.put(
+        "during.txt",
+        "Published while the disk is broken\n\nServed from memory.\n",
+    );
+    wait_feed(&d, "served from memory", |t| {
+        count(t, "Published while the disk is broken") == 1
+    });
+    let health = wait_for(DEADLINE, || {
+        let h = d.get("/healthz");
+        h.text().starts_with("degraded").then_some(h)
+    })
+    .expect("health says degraded");
+    assert_eq!(health.status, 200);
+    assert!(d
+        .get("/metrics")
+        .text()
+        .contains("herald_feeds_folder_writable 0"));
+    assert!(d
+        .logs()
+        .iter()
+        .any(|l| l.contains("cannot write the feeds folder")));
+    // Space returns: the folder catches up with everything, by itself.
+    std::fs::remove_file(site.feeds()).unwrap();
+    wait_for(Duration::from_secs(60), || {
+        let atom = std::fs::read_to_string(site.feeds().join("atom.xml")).ok()?;
+        (atom.contains("Published while the disk is broken")
+            && site.feeds().join("en/during.html").exists())
+        .then_some(())
+    })
+    .expect("feeds folder caught up");
+    assert!(
+        site.feeds().join("en/existing.html").exists(),
+        "earlier pages rewritten too"
+    );
+    assert_eq!(d.get("/healthz").text().trim(), "ok");
+}
