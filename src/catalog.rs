@@ -118,34 +118,16 @@ pub struct Catalog {
 impl Catalog {
     /// Opens (creating if needed) the state in `dir`, taking its lock.
     pub fn open(dir: &Path) -> Result<Catalog, CatalogError> {
-        std::fs::create_dir_all(dir).map_err(|source| CatalogError::Folder {
+        let folder = |source| CatalogError::Folder {
             path: dir.to_path_buf(),
             source,
-        })?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(|source| CatalogError::Folder {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(CatalogError::Locked(dir.to_path_buf()))
-            }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(CatalogError::Folder {
-                    path: dir.to_path_buf(),
-                    source,
-                })
-            }
-        }
+        };
+        std::fs::create_dir_all(dir).map_err(folder)?;
+        // Held from here on, also while a damaged database is moved aside.
+        let lock = take_lock(dir)?;
         let path = dir.join(DB_FILE);
-        match Catalog::open_db(&path, Some(lock)) {
-            Ok(c) => Ok(c),
+        let (mut catalog, recovered_from) = match Catalog::open_db(&path) {
+            Ok(c) => (c, None),
             Err(CatalogError::Corrupt { .. }) | Err(CatalogError::Db { .. }) if path.exists() => {
                 // Move the damaged file aside (never delete evidence) and
                 // start over; the pipeline rebuilds from the watch folder.
@@ -155,30 +137,16 @@ impl Catalog {
                     let from = PathBuf::from(format!("{}{suffix}", path.display()));
                     if from.exists() {
                         let to = PathBuf::from(format!("{}{suffix}", aside.display()));
-                        std::fs::rename(&from, &to).map_err(|source| CatalogError::Folder {
-                            path: dir.to_path_buf(),
-                            source,
-                        })?;
+                        std::fs::rename(&from, &to).map_err(folder)?;
                     }
                 }
-                // Re-take the lock: it was moved into open_db and dropped.
-                let lock = File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(dir.join(LOCK_FILE))
-                    .map_err(|source| CatalogError::Folder {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
-                lock.try_lock()
-                    .map_err(|_| CatalogError::Locked(dir.to_path_buf()))?;
-                let mut c = Catalog::open_db(&path, Some(lock))?;
-                c.recovered_from = Some(aside);
-                Ok(c)
+                (Catalog::open_db(&path)?, Some(aside))
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        catalog._lock = Some(lock);
+        catalog.recovered_from = recovered_from;
+        Ok(catalog)
     }
 
     /// Opens an existing state read-only, without the lock (for `check`).
@@ -226,7 +194,7 @@ impl Catalog {
         })
     }
 
-    fn open_db(path: &Path, lock: Option<File>) -> Result<Catalog, CatalogError> {
+    fn open_db(path: &Path) -> Result<Catalog, CatalogError> {
         let existed = path.exists()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
@@ -257,7 +225,7 @@ impl Catalog {
             conn,
             path: path.to_path_buf(),
             created: !existed,
-            _lock: lock,
+            _lock: None,
             recovered_from: None,
         };
         match c.meta("schema_version")? {
@@ -607,6 +575,25 @@ impl Catalog {
             }
         }
         tx.commit().map_err(db)
+    }
+}
+
+/// Takes the state's lock file, or says who holds it.
+fn take_lock(dir: &Path) -> Result<File, CatalogError> {
+    let folder = |source| CatalogError::Folder {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(folder)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CatalogError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(folder(source)),
     }
 }
 

@@ -28,13 +28,12 @@ pub struct Row {
     pub reason: Option<&'static str>,
 }
 
-/// Every file found under the watch folder, sorted by path.
-pub fn rows(plan: &Plan, listing: &Listing) -> Vec<Row> {
-    let mut rows: Vec<Row> = plan.outcomes.iter().map(row).collect();
-    for (path, reason) in &listing.ignored {
-        rows.push(Row {
-            path: path.clone(),
-            status: "ignored",
+impl Row {
+    /// A row with nothing known but the path and status.
+    fn bare(path: &str, status: &'static str) -> Row {
+        Row {
+            path: path.to_string(),
+            status,
             id: None,
             lang: None,
             lang_tag: None,
@@ -45,24 +44,24 @@ pub fn rows(plan: &Plan, listing: &Listing) -> Vec<Row> {
             updated: None,
             warnings: Vec::new(),
             error: None,
+            reason: None,
+        }
+    }
+}
+
+/// Every file found under the watch folder, sorted by path.
+pub fn rows(plan: &Plan, listing: &Listing) -> Vec<Row> {
+    let mut rows: Vec<Row> = plan.outcomes.iter().map(row).collect();
+    for (path, reason) in &listing.ignored {
+        rows.push(Row {
             reason: Some(reason),
+            ..Row::bare(path, "ignored")
         });
     }
     for (path, error) in &listing.errors {
         rows.push(Row {
-            path: path.clone(),
-            status: "rejected",
-            id: None,
-            lang: None,
-            lang_tag: None,
-            lang_source: None,
-            encoding: None,
-            title: None,
-            published: None,
-            updated: None,
-            warnings: Vec::new(),
             error: Some(format!("cannot read: {error}")),
-            reason: None,
+            ..Row::bare(path, "rejected")
         });
     }
     rows.sort_by(|a, b| a.path.cmp(&b.path));

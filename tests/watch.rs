@@ -48,9 +48,12 @@ fn file_renamed_into_the_folder_appears_once() {
         count(t, "Dropped by rename") == 1
     });
     assert_eq!(count(&titles, "Existing announcement"), 1);
-    // On disk too, for a plain web server.
-    let on_disk = std::fs::read_to_string(site.feeds().join("atom.xml")).unwrap();
-    assert!(on_disk.contains("Dropped by rename"));
+    // On disk too (written just after memory), for a plain web server.
+    wait_for(DEADLINE, || {
+        let on_disk = std::fs::read_to_string(site.feeds().join("atom.xml")).ok()?;
+        on_disk.contains("Dropped by rename").then_some(())
+    })
+    .expect("feeds folder updated");
 }
 
 #[test]
