@@ -275,3 +275,21 @@ fn journal_and_json_log_formats() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 }
+
+#[test]
+fn a_broken_notify_socket_is_never_fatal() {
+    let site = Site::for_daemon("");
+    site.put("a.txt", "Notice\n\nText.\n");
+    let mut cmd = Command::new(support::BIN);
+    cmd.arg("--config")
+        .arg(site.config())
+        .arg("serve")
+        .env("NOTIFY_SOCKET", "/nonexistent/notify.sock")
+        .env("WATCHDOG_USEC", "500000");
+    let d = site.serve_with(cmd);
+    assert_eq!(d.get("/atom.xml").status, 200);
+    // The watchdog task's first tick fires at start: pings to the broken
+    // socket have been attempted by the time the daemon answers.
+    assert_eq!(d.get("/healthz").status, 200);
+    assert_eq!(d.terminate().code(), Some(0));
+}
