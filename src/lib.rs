@@ -36,6 +36,7 @@
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.
 //! - [`logging`]: human, journald or JSON log output.
+//! - `fuzzing`: the property the fuzz target (`fuzz/`) and its regression test check.
 //!
 //! # Invariants
 //!
@@ -56,6 +57,8 @@ pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;

@@ -1,0 +1,84 @@
+//! The property the fuzz target and its regression test check, shared so
+//! that both check exactly the same thing: for any input, parsing does not
+//! panic, and whatever is published renders to RSS and Atom that an XML
+//! feed reader reads back with the same title and id.
+
+use chrono::DateTime;
+
+use crate::announcement::lang::LangTag;
+use crate::announcement::{parse, ParseOptions};
+use crate::catalog::Entry;
+use crate::render::{self, Scope, Site};
+
+/// Runs one input (first byte: bit 0 = Markdown, bit 1 = detect languages).
+pub fn check_parse_render(data: &[u8]) -> Result<(), String> {
+    let Some((&flags, bytes)) = data.split_first() else {
+        return Ok(());
+    };
+    let path = if flags & 1 == 1 { "f.md" } else { "f.txt" };
+    let en = LangTag::parse("en").ok_or("en is a tag")?;
+    let options = ParseOptions {
+        languages: if flags & 2 == 2 {
+            Vec::new()
+        } else {
+            vec![en.clone()]
+        },
+        default_language: en.clone(),
+        max_title_chars: 300,
+        max_summary_chars: 400,
+    };
+    let Ok(a) = parse(path, bytes, &options) else {
+        return Ok(());
+    };
+    if a.title.trim().is_empty() {
+        return Err("empty title published".into());
+    }
+    let epoch = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map_err(|e| e.to_string())?;
+    let published = a.published.unwrap_or(epoch);
+    let entry = Entry {
+        id: "tag:fuzz.example,2026-01-01:f".into(),
+        path: path.into(),
+        slug: "f".into(),
+        hash: String::new(),
+        size: 0,
+        mtime_ns: 0,
+        first_seen: epoch,
+        published,
+        updated: a.updated.unwrap_or(published).max(published),
+        lang: a.lang,
+        lang_source: a.lang_source,
+        encoding: a.encoding.to_string(),
+        title: a.title,
+        summary: a.summary,
+        content: a.content_html,
+        author: a.author,
+        tags: a.tags,
+        warnings: a.warnings,
+    };
+    let site = Site {
+        title: "Fuzz".into(),
+        description: "Fuzz".into(),
+        base_url: "https://fuzz.example/".into(),
+        author: "Fuzz".into(),
+        id_prefix: "tag:fuzz.example,2026-01-01:".into(),
+        default_language: en,
+        epoch,
+        languages: Vec::new(),
+    };
+    let entries = [entry];
+    let atom = render::atom::render(&site, &Scope::All, &entries);
+    let feed = atom_syndication::Feed::read_from(&atom[..])
+        .map_err(|e| format!("Atom not readable: {e}"))?;
+    let got = feed.entries.first().ok_or("Atom entry missing")?;
+    if got.title.value != entries[0].title || got.id != entries[0].id {
+        return Err(format!("Atom title/id changed: {:?}", got.title.value));
+    }
+    let rss = render::rss::render(&site, &Scope::All, &entries);
+    let channel =
+        rss::Channel::read_from(&rss[..]).map_err(|e| format!("RSS not readable: {e}"))?;
+    let item = channel.items().first().ok_or("RSS item missing")?;
+    if item.title() != Some(entries[0].title.as_str()) {
+        return Err(format!("RSS title changed: {:?}", item.title()));
+    }
+    Ok(())
+}
