@@ -1,0 +1,159 @@
+//! Faults on purpose: `kill -9` in the middle of a burst of files, and a
+//! burst larger than the kernel's inotify event queue. Nothing may be lost,
+//! duplicated or re-dated, and no feed on disk may ever be torn.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{wait_for, Site};
+
+/// (id -> published) of every entry in the served combined Atom feed.
+fn published_by_id(d: &support::Daemon) -> HashMap<String, String> {
+    let r = d.get("/atom.xml");
+    match feed_rs::parser::parse(&r.body[..]) {
+        Ok(f) => f
+            .entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.id,
+                    e.published.map(|p| p.to_rfc3339()).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+fn drop_file(site: &Site, staging: &std::path::Path, name: &str, i: usize) {
+    let tmp = staging.join(name);
+    std::fs::write(
+        &tmp,
+        format!("---\ntitle: Burst {i}\nlang: en\n---\nAnnouncement number {i}.\n"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, site.watch().join(name)).unwrap();
+}
+
+#[test]
+fn kill_9_mid_burst_loses_and_duplicates_nothing() {
+    let site = Site::for_daemon("[feeds]\nmax_entries = 100000\n");
+    let staging = site.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    for i in 0..200 {
+        site.put(
+            &format!("before-{i:04}.md"),
+            format!("---\ntitle: Before {i}\nlang: en\n---\nOld {i}.\n"),
+        );
+    }
+    let mut d = site.serve();
+    let before = wait_for(Duration::from_secs(60), || {
+        let m = published_by_id(&d);
+        (m.len() == 200).then_some(m)
+    })
+    .expect("200 entries before the burst");
+
+    // A reader parsing every feed on disk during the whole run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let torn = Arc::new(AtomicUsize::new(0));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (stop, torn, reads, feeds) = (stop.clone(), torn.clone(), reads.clone(), site.feeds());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for f in ["atom.xml", "rss.xml", "en/atom.xml", "en/rss.xml"] {
+                    if let Ok(bytes) = std::fs::read(feeds.join(f)) {
+                        reads.fetch_add(1, Ordering::Relaxed);
+                        if feed_rs::parser::parse(&bytes[..]).is_err() {
+                            torn.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    // 3,000 files: the first half while herald runs, kill -9 in the middle,
+    // the rest while it is down.
+    let total = 3000;
+    for i in 0..total / 2 {
+        drop_file(&site, &staging, &format!("burst-{i:05}.md"), i);
+    }
+    d.child.kill().unwrap(); // SIGKILL
+    let _ = d.child.wait();
+    for i in total / 2..total {
+        drop_file(&site, &staging, &format!("burst-{i:05}.md"), i);
+    }
+    let started = Instant::now();
+    let d = site.serve();
+    let after = wait_for(Duration::from_secs(240), || {
+        let m = published_by_id(&d);
+        (m.len() >= 200 + total).then_some(m)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "only {} of {} entries after restart",
+            published_by_id(&d).len(),
+            200 + total
+        )
+    });
+    println!(
+        "restart to all {} entries: {:?}",
+        after.len(),
+        started.elapsed()
+    );
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+
+    let feed = feed_rs::parser::parse(&d.get("/atom.xml").body[..]).unwrap();
+    let ids: Vec<&String> = feed.entries.iter().map(|e| &e.id).collect();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(ids.len(), 200 + total, "exactly once each");
+    assert_eq!(unique.len(), ids.len(), "no duplicates");
+    for (id, published) in &before {
+        assert_eq!(
+            after.get(id),
+            Some(published),
+            "{id}: id and published date survive the crash"
+        );
+    }
+    assert!(reads.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        torn.load(Ordering::Relaxed),
+        0,
+        "a reader saw a torn feed on disk"
+    );
+}
+
+#[test]
+fn twenty_thousand_files_at_once_all_appear() {
+    let site = Site::for_daemon("[feeds]\nmax_entries = 100000\n");
+    let d = site.serve();
+    let n = 20_000;
+    let started = Instant::now();
+    for i in 0..n {
+        std::fs::write(
+            site.watch().join(format!("f{i:05}.md")),
+            format!("---\ntitle: File {i}\nlang: en\n---\nText {i}.\n"),
+        )
+        .unwrap();
+    }
+    let ids = wait_for(Duration::from_secs(400), || {
+        let ids = support::feed_ids(&d.get("/atom.xml"));
+        (ids.len() >= n).then_some(ids)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "only {} of {n} appeared",
+            support::feed_ids(&d.get("/atom.xml")).len()
+        )
+    });
+    println!("{n} files visible after {:?}", started.elapsed());
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), n);
+    assert_eq!(ids.len(), n);
+}
