@@ -157,3 +157,39 @@ fn twenty_thousand_files_at_once_all_appear() {
     assert_eq!(unique.len(), n);
     assert_eq!(ids.len(), n);
 }
+
+#[test]
+fn watch_folder_moved_away_and_back() {
+    let site = Site::for_daemon("");
+    site.put("a.txt", "First notice\n\nText one.\n");
+    site.put("b.txt", "Second notice\n\nText two.\n");
+    let d = site.serve();
+    wait_for(Duration::from_secs(30), || {
+        (support::feed_ids(&d.get("/atom.xml")).len() == 2).then_some(())
+    })
+    .expect("two entries");
+    // The folder disappears (unmounted, renamed): keep serving, say so.
+    let away = site.path().join("watch-away");
+    std::fs::rename(site.watch(), &away).unwrap();
+    wait_for(Duration::from_secs(30), || {
+        d.logs()
+            .iter()
+            .any(|l| l.contains("watch folder") && (l.contains("missing") || l.contains("cannot")))
+            .then_some(())
+    })
+    .expect("a log line says the folder is missing");
+    assert_eq!(
+        support::feed_ids(&d.get("/atom.xml")).len(),
+        2,
+        "nothing unpublished because the folder vanished"
+    );
+    // It comes back with one more file: herald resumes.
+    std::fs::rename(&away, site.watch()).unwrap();
+    site.put("c.txt", "Third notice\n\nText three.\n");
+    let titles = wait_for(Duration::from_secs(30), || {
+        let t = support::feed_titles(&d.get("/atom.xml"));
+        (t.len() == 3).then_some(t)
+    })
+    .expect("resumed");
+    assert!(titles.contains(&"Third notice".to_string()));
+}
