@@ -350,6 +350,18 @@ fn abusive_requests_get_errors_and_good_clients_stay_fast() {
         );
     }
 
+    let rss_kb = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .map(str::to_string)
+            })
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let rss_before = rss_kb();
     // 500 idle connections (no bytes sent) and 50 slowloris ones.
     let mut idle: Vec<TcpStream> = (0..500)
         .filter_map(|_| TcpStream::connect(&d.addr).ok())
@@ -369,11 +381,18 @@ fn abusive_requests_get_errors_and_good_clients_stay_fast() {
         p90 < Duration::from_millis(500),
         "p90 latency under attack {p90:?}"
     );
+    let rss_during = rss_kb();
     println!(
-        "well-behaved p50 {:?} p90 {:?} with {} idle connections",
+        "well-behaved p50 {:?} p90 {:?} with {} idle connections; daemon RSS {} MB before, {} MB during",
         latencies[25],
         p90,
-        idle.len()
+        idle.len(),
+        rss_before / 1024,
+        rss_during / 1024
+    );
+    assert!(
+        rss_during < rss_before + 64 * 1024,
+        "memory grew by more than 64 MB under the flood"
     );
     // The idle ones are closed by the header timeout (3 s here): a read
     // ends in EOF or a reset, not in our own 10 s read timeout.
