@@ -36,6 +36,18 @@ pub struct Listing {
 
 /// Why a name is not an announcement, or `None` when it may be one.
 pub fn ignore_reason(name: &str) -> Option<&'static str> {
+    if let Some(reason) = temp_reason(name) {
+        return Some(reason);
+    }
+    if Format::of(name).is_none() {
+        return Some("not an announcement (.txt, .md or .markdown)");
+    }
+    None
+}
+
+/// Why a name is a hidden, temporary, backup or system file (whatever its
+/// extension), or `None`.
+pub fn temp_reason(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     if name.starts_with('.') {
         return Some("hidden or temporary file");
@@ -67,9 +79,6 @@ pub fn ignore_reason(name: &str) -> Option<&'static str> {
     }
     if matches!(lower.as_str(), "thumbs.db" | "desktop.ini" | "4913") {
         return Some("system or editor file");
-    }
-    if Format::of(name).is_none() {
-        return Some("not an announcement (.txt, .md or .markdown)");
     }
     None
 }

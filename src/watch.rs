@@ -291,9 +291,11 @@ fn relevant(root: &Path, path: &Path) -> Option<String> {
         return None;
     }
     // Folders (present, or gone: no extension) are looked into.
+    // Folders are looked into: present ones, and gone ones (no extension,
+    // not a known temp name such as vim's `4913`).
     let keep = scan::is_candidate_path(&rel)
         || path.is_dir()
-        || (!name.contains('.') && scan::ignore_reason(name) == scan::ignore_reason("x"));
+        || (!name.contains('.') && scan::temp_reason(name).is_none());
     keep.then_some(rel)
 }
 
