@@ -7,7 +7,7 @@ use chrono::DateTime;
 
 use crate::announcement::lang::LangTag;
 use crate::announcement::{parse, ParseOptions};
-use crate::catalog::Entry;
+use crate::pipeline::{self, Placement};
 use crate::render::{self, Scope, Site};
 
 /// Runs one input (first byte: bit 0 = Markdown, bit 1 = detect languages).
@@ -34,27 +34,8 @@ pub fn check_parse_render(data: &[u8]) -> Result<(), String> {
         return Err("empty title published".into());
     }
     let epoch = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map_err(|e| e.to_string())?;
-    let published = a.published.unwrap_or(epoch);
-    let entry = Entry {
-        id: "tag:fuzz.example,2026-01-01:f".into(),
-        path: path.into(),
-        slug: "f".into(),
-        hash: String::new(),
-        size: 0,
-        mtime_ns: 0,
-        first_seen: epoch,
-        published,
-        updated: a.updated.unwrap_or(published).max(published),
-        lang: a.lang,
-        lang_source: a.lang_source,
-        encoding: a.encoding.to_string(),
-        title: a.title,
-        summary: a.summary,
-        content: a.content_html,
-        author: a.author,
-        tags: a.tags,
-        warnings: a.warnings,
-    };
+    let placement = Placement::detached("tag:fuzz.example,2026-01-01:f", &a, epoch);
+    let entry = pipeline::entry(a, placement);
     let site = Site {
         title: "Fuzz".into(),
         description: "Fuzz".into(),

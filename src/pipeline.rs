@@ -209,15 +209,19 @@ pub fn plan(
                     ));
                 }
                 let old_page = render::page_path(&p);
-                let e = entry_from(
+                let e = entry(
                     a,
-                    p.id,
-                    p.slug,
-                    f,
-                    hash,
-                    p.first_seen,
-                    published,
-                    updated.max(published),
+                    Placement {
+                        id: p.id,
+                        slug: p.slug,
+                        path: f.rel.clone(),
+                        hash,
+                        size: f.size,
+                        mtime_ns: f.mtime_ns,
+                        first_seen: p.first_seen,
+                        published,
+                        updated: updated.max(published),
+                    },
                 );
                 if render::page_path(&e) != old_page {
                     plan.pages_removed.push(old_page);
@@ -243,7 +247,20 @@ pub fn plan(
                 };
                 let published = a.published.unwrap_or(seen);
                 let updated = a.updated.unwrap_or(published).max(published);
-                entry_from(a, id, slug, f, hash, seen, published, updated)
+                entry(
+                    a,
+                    Placement {
+                        id,
+                        slug,
+                        path: f.rel.clone(),
+                        hash,
+                        size: f.size,
+                        mtime_ns: f.mtime_ns,
+                        first_seen: seen,
+                        published,
+                        updated,
+                    },
+                )
             }
         };
         claimed_ids.insert(entry.id.clone());
@@ -309,27 +326,51 @@ fn outcome(rel: &str, status: Status, entry: Option<Entry>) -> Outcome {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn entry_from(
-    a: Announcement,
-    id: String,
-    slug: String,
-    f: &FileInfo,
-    hash: String,
-    first_seen: DateTime<FixedOffset>,
-    published: DateTime<FixedOffset>,
-    updated: DateTime<FixedOffset>,
-) -> Entry {
+/// What the catalog adds to a parsed announcement: where it lives and when.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub id: String,
+    pub slug: String,
+    pub path: String,
+    pub hash: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub first_seen: DateTime<FixedOffset>,
+    pub published: DateTime<FixedOffset>,
+    pub updated: DateTime<FixedOffset>,
+}
+
+impl Placement {
+    /// A placement for an announcement that is not backed by a file (fuzzing,
+    /// property tests): dates from the announcement, else `fallback`.
+    pub fn detached(id: &str, a: &Announcement, fallback: DateTime<FixedOffset>) -> Placement {
+        let published = a.published.unwrap_or(fallback);
+        Placement {
+            id: id.to_string(),
+            slug: slug_of(id),
+            path: String::new(),
+            hash: String::new(),
+            size: 0,
+            mtime_ns: 0,
+            first_seen: published,
+            published,
+            updated: a.updated.unwrap_or(published).max(published),
+        }
+    }
+}
+
+/// A parsed announcement, placed: the catalog's entry.
+pub fn entry(a: Announcement, p: Placement) -> Entry {
     Entry {
-        id,
-        path: f.rel.clone(),
-        slug,
-        hash,
-        size: f.size,
-        mtime_ns: f.mtime_ns,
-        first_seen,
-        published,
-        updated,
+        id: p.id,
+        path: p.path,
+        slug: p.slug,
+        hash: p.hash,
+        size: p.size,
+        mtime_ns: p.mtime_ns,
+        first_seen: p.first_seen,
+        published: p.published,
+        updated: p.updated,
         lang: a.lang,
         lang_source: a.lang_source,
         encoding: a.encoding.to_string(),

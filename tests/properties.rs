@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use herald::announcement::lang::LangTag;
 use herald::announcement::{parse, Announcement, ParseOptions};
 use herald::catalog::Entry;
+use herald::pipeline::{self, Placement};
 use herald::render::{self, Scope, Site};
 
 fn options() -> ParseOptions {
@@ -34,29 +35,13 @@ fn site() -> Site {
 }
 
 fn entry(i: usize, a: Announcement) -> Entry {
-    let d = a
-        .published
-        .unwrap_or_else(|| DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap());
-    Entry {
-        id: format!("tag:news.example.org,2026-11-23:f{i}"),
-        path: format!("f{i}.md"),
-        slug: format!("f{i}"),
-        hash: String::new(),
-        size: 0,
-        mtime_ns: 0,
-        first_seen: d,
-        published: d,
-        updated: a.updated.unwrap_or(d).max(d),
-        lang: a.lang,
-        lang_source: a.lang_source,
-        encoding: a.encoding.to_string(),
-        title: a.title,
-        summary: a.summary,
-        content: a.content_html,
-        author: a.author,
-        tags: a.tags,
-        warnings: a.warnings,
-    }
+    let fallback = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let placement = Placement::detached(
+        &format!("tag:news.example.org,2026-11-23:f{i}"),
+        &a,
+        fallback,
+    );
+    pipeline::entry(a, placement)
 }
 
 /// Renders both formats and reads them back with feed-rs.
