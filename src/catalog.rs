@@ -306,15 +306,19 @@ impl Catalog {
 
     /// Live paths under a folder (`""` = all), for events that name a folder.
     pub fn known_under(&self, folder: &str) -> Result<HashMap<String, Known>, CatalogError> {
-        let pattern = format!("{}/%", folder.replace('%', "\\%").replace('_', "\\_"));
+        // A range on the indexed path column ("dir/" <= path < "dir0", '0'
+        // being the character after '/'), not LIKE, which would scan the
+        // whole table for every path a file event names.
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT path, id, hash, size, mtime_ns FROM entries WHERE path LIKE ?1 ESCAPE '\\'",
+                "SELECT path, id, hash, size, mtime_ns FROM entries WHERE path >= ?1 AND path < ?2",
             )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
-            .query_map([pattern], |r| Ok((r.get::<_, String>(0)?, known_from(r)?)))
+            .query_map([format!("{folder}/"), format!("{folder}0")], |r| {
+                Ok((r.get::<_, String>(0)?, known_from(r)?))
+            })
             .map_err(|e| self.db_err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
     }
@@ -379,20 +383,6 @@ impl Catalog {
             .query_row(
                 &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"),
                 [id],
-                entry_from,
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))
-    }
-
-    /// The live entry whose page has this slug.
-    pub fn entry_by_slug(&self, slug: &str) -> Result<Option<Entry>, CatalogError> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE slug = ?1 AND path IS NOT NULL"
-                ),
-                [slug],
                 entry_from,
             )
             .optional()
@@ -747,6 +737,25 @@ mod tests {
         drop(c);
         let c = Catalog::open(dir.path()).unwrap();
         assert!(!c.is_new());
+    }
+
+    #[test]
+    fn known_under_a_folder_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let d = "2025-01-01T00:00:00Z";
+        c.apply(&[
+            Change::Upsert(Box::new(entry("a", "pl/a.txt", d))),
+            Change::Upsert(Box::new(entry("b", "pl/sub/b.txt", d))),
+            Change::Upsert(Box::new(entry("c", "pl.txt", d))),
+            Change::Upsert(Box::new(entry("e", "plx/e.txt", d))),
+            Change::Upsert(Box::new(entry("f", "p_l/f.txt", d))),
+        ])
+        .unwrap();
+        let mut got: Vec<_> = c.known_under("pl").unwrap().into_keys().collect();
+        got.sort();
+        assert_eq!(got, ["pl/a.txt", "pl/sub/b.txt"]);
+        assert!(c.known_under("p%").unwrap().is_empty());
     }
 
     #[test]

@@ -40,8 +40,6 @@ pub struct Synced {
     pub documents: Vec<Document>,
     /// Document paths that no longer exist.
     pub removed: Vec<String>,
-    /// Files seen but not announcements: (path, why).
-    pub ignored: Vec<(String, &'static str)>,
     /// Entries that could not be listed: (path, error).
     pub scan_errors: Vec<(String, String)>,
 }
@@ -119,7 +117,7 @@ impl Engine {
             gone,
             &self.context(false),
         )?;
-        self.finish(plan, listing.ignored, listing.errors, all_pages)
+        self.finish(plan, listing.errors, all_pages)
     }
 
     /// Looks only at the given paths (relative to the watch folder; files or
@@ -127,7 +125,6 @@ impl Engine {
     pub fn sync_paths(&mut self, rels: &[String]) -> Result<Synced, EngineError> {
         let watch = self.config.paths.watch.clone();
         let mut files = BTreeMap::new();
-        let mut ignored = Vec::new();
         let mut errors = Vec::new();
         let mut known = HashMap::new();
         let mut gone = Vec::new();
@@ -153,7 +150,6 @@ impl Engine {
             for f in listing.files {
                 files.insert(f.rel.clone(), f);
             }
-            ignored.extend(listing.ignored);
             errors.extend(listing.errors);
         }
         gone.retain(|(p, _)| !files.contains_key(p));
@@ -161,7 +157,7 @@ impl Engine {
         gone.dedup_by(|a, b| a.0 == b.0);
         let files: Vec<_> = files.into_values().collect();
         let plan = pipeline::plan(&self.catalog, &files, &known, gone, &self.context(false))?;
-        self.finish(plan, ignored, errors, false)
+        self.finish(plan, errors, false)
     }
 
     /// Renders every live announcement's page (start-up of the daemon).
@@ -194,7 +190,6 @@ impl Engine {
     fn finish(
         &mut self,
         plan: Plan,
-        ignored: Vec<(String, &'static str)>,
         scan_errors: Vec<(String, String)>,
         all_pages: bool,
     ) -> Result<Synced, EngineError> {
@@ -243,7 +238,6 @@ impl Engine {
             plan,
             documents,
             removed,
-            ignored,
             scan_errors,
         })
     }

@@ -83,13 +83,6 @@ pub struct Plan {
     pub pages_removed: Vec<String>,
 }
 
-impl Plan {
-    /// Whether applying it changes what is published.
-    pub fn changes_output(&self) -> bool {
-        !self.pages.is_empty() || !self.deleted.is_empty()
-    }
-}
-
 /// Decides what to do with `files` (present now) and `gone` (live paths
 /// whose file disappeared). `known` holds the live catalog rows for the
 /// paths in `files`.

@@ -42,14 +42,6 @@ impl Snapshot {
         self.resources.get(path)
     }
 
-    pub fn len(&self) -> usize {
-        self.resources.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.resources.is_empty()
-    }
-
     /// Every document, sorted by path (to rewrite a feeds folder that fell
     /// behind).
     pub fn documents(&self) -> Vec<Document> {

@@ -26,20 +26,7 @@ fn chromium() -> PathBuf {
                     .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
             })
     };
-    if let Some(p) = find() {
-        return p;
-    }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if is_root {
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
+    support::ensure_debian_package("chromium", || find().is_some());
     find().expect("headless Chromium is needed: `apt-get install -y chromium` (the test installs it itself when run as root)")
 }
 
