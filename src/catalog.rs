@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::announcement::lang::LangTag;
 use crate::announcement::LangSource;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const DB_FILE: &str = "herald.db";
 const LOCK_FILE: &str = "herald.lock";
 
@@ -59,6 +59,105 @@ pub struct Entry {
     pub author: Option<String>,
     pub tags: Vec<String>,
     pub warnings: Vec<String>,
+    /// Entries with the same key are translations of each other.
+    pub translation_key: Option<String>,
+    /// Hidden before this moment.
+    pub publish_at: Option<DateTime<FixedOffset>>,
+    /// Withdrawn from this moment.
+    pub expires: Option<DateTime<FixedOffset>>,
+    /// Withdrawn by its front matter.
+    pub withdrawn: bool,
+    pub withdrawn_comment: Option<String>,
+    /// Not stored: the entry's translations, filled in for rendering by
+    /// [`Catalog::fill_translations`].
+    pub translations: Vec<Translation>,
+}
+
+impl Entry {
+    /// Whether the entry is shown at `now`: its file is there, it is not
+    /// withdrawn, its `publish_at` has come and its `expires` has not.
+    pub fn shown_at(&self, now: DateTime<FixedOffset>) -> bool {
+        !self.path.is_empty()
+            && !self.withdrawn
+            && self.publish_at.is_none_or(|t| t <= now)
+            && self.expires.is_none_or(|t| t > now)
+    }
+
+    /// `YYYY-MM` of the published date in UTC: the entry's archive month.
+    pub fn month(&self) -> String {
+        self.published.naive_utc().format("%Y-%m").to_string()
+    }
+}
+
+/// Another language version of an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    pub lang: LangTag,
+    pub slug: String,
+    pub title: String,
+}
+
+/// An entry that was shown and no longer is (deleted, withdrawn, expired):
+/// announced as deleted (RFC 6721) for a while.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tombstone {
+    pub id: String,
+    pub when: DateTime<FixedOffset>,
+    pub comment: Option<String>,
+    pub lang: LangTag,
+}
+
+/// Which entries a query is about: all, or those of one primary language
+/// and/or one tag slug.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Filter<'a> {
+    pub lang: Option<&'a str>,
+    pub tag: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    /// SQL conditions on `entries`, parameters from `?{first}` on.
+    fn sql(&self, first: usize) -> (String, Vec<String>) {
+        let mut cond = String::new();
+        let mut params = Vec::new();
+        if let Some(l) = self.lang {
+            cond.push_str(&format!(" AND lang_primary = ?{}", first + params.len()));
+            params.push(l.to_string());
+        }
+        if let Some(t) = self.tag {
+            cond.push_str(&format!(
+                " AND id IN (SELECT id FROM entry_tags WHERE slug = ?{})",
+                first + params.len()
+            ));
+            params.push(t.to_string());
+        }
+        (cond, params)
+    }
+}
+
+/// Where an entry sorts: newest first by `sort_key` (published, ms), then id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub sort_key: i64,
+    pub id: String,
+}
+
+/// How many shown entries carry a tag (in one language, or in all).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagCount {
+    pub slug: String,
+    pub name: String,
+    pub lang: String,
+    pub count: usize,
+}
+
+/// What [`Catalog::refresh`] changed, and when it must run next.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Refreshed {
+    /// Entries that appeared (`publish_at` reached) or went (`expires` reached).
+    pub changed: Vec<String>,
+    /// The next `publish_at` or `expires` still ahead.
+    pub next: Option<DateTime<FixedOffset>>,
 }
 
 /// The little the pipeline needs to know about a live path.
@@ -180,7 +279,7 @@ impl Catalog {
             path: path.clone(),
             source,
         })?;
-        conn.execute_batch(SCHEMA)
+        conn.execute_batch(&format!("{SCHEMA}{INDEXES}"))
             .map_err(|source| CatalogError::Db {
                 path: path.clone(),
                 source,
@@ -221,18 +320,51 @@ impl Catalog {
             });
         }
         conn.execute_batch(SCHEMA).map_err(db)?;
-        let c = Catalog {
+        let mut c = Catalog {
             conn,
             path: path.to_path_buf(),
             created: !existed,
             _lock: None,
             recovered_from: None,
         };
-        match c.meta("schema_version")? {
+        match c.meta("schema_version")?.as_deref() {
             None => c.set_meta("schema_version", &SCHEMA_VERSION.to_string())?,
+            Some("1") => c.migrate_1_2()?,
             Some(_) => c.check_schema()?,
         }
+        c.conn.execute_batch(INDEXES).map_err(db)?;
         Ok(c)
+    }
+
+    /// Adds the columns of schema 2 to a schema 1 database, in one
+    /// transaction; ids, dates and paths stay as they were.
+    fn migrate_1_2(&mut self) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let db = |source| CatalogError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute_batch(MIGRATE_1_2).map_err(db)?;
+        let tagged: Vec<(String, String)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, tags FROM entries WHERE tags <> '[]'")
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)?
+        };
+        for (id, tags) in tagged {
+            let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+            insert_tags(&tx, &id, &tags).map_err(db)?;
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
     }
 
     fn check_schema(&self) -> Result<(), CatalogError> {
@@ -415,49 +547,219 @@ impl Catalog {
             .map_err(|e| self.db_err(e))
     }
 
-    /// The newest live entries (by published, then id), optionally of one
-    /// primary language.
-    pub fn latest(&self, lang: Option<&str>, limit: usize) -> Result<Vec<Entry>, CatalogError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let sql_all = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE path IS NOT NULL
-             ORDER BY sort_key DESC, id ASC LIMIT ?1"
-        );
-        let sql_lang = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE path IS NOT NULL AND lang_primary = ?2
-             ORDER BY sort_key DESC, id ASC LIMIT ?1"
-        );
-        let result = match lang {
-            None => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(&sql_all)
-                    .map_err(|e| self.db_err(e))?;
-                let rows = stmt
-                    .query_map(params![limit], entry_from)
-                    .map_err(|e| self.db_err(e))?;
-                rows.collect::<Result<Vec<_>, _>>()
-            }
-            Some(l) => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(&sql_lang)
-                    .map_err(|e| self.db_err(e))?;
-                let rows = stmt
-                    .query_map(params![limit, l], entry_from)
-                    .map_err(|e| self.db_err(e))?;
-                rows.collect::<Result<Vec<_>, _>>()
-            }
-        };
-        result.map_err(|e| self.db_err(e))
+    /// The newest shown entries (by published, then id) of a filter.
+    pub fn latest(&self, filter: Filter, limit: usize) -> Result<Vec<Entry>, CatalogError> {
+        self.latest_from(filter, 0, limit)
     }
 
-    /// Primary language subtags with live entries, and how many each.
+    /// Like [`Catalog::latest`], skipping the first `offset`.
+    pub fn latest_from(
+        &self,
+        filter: Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Entry>, CatalogError> {
+        let (cond, params) = filter.sql(3);
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE visible = 1{cond}
+             ORDER BY sort_key DESC, id ASC LIMIT ?1 OFFSET ?2"
+        );
+        let mut all: Vec<rusqlite::types::Value> = vec![
+            (i64::try_from(limit).unwrap_or(i64::MAX)).into(),
+            (i64::try_from(offset).unwrap_or(i64::MAX)).into(),
+        ];
+        all.extend(params.into_iter().map(rusqlite::types::Value::from));
+        self.entries(&sql, all)
+    }
+
+    /// Shown entries of a filter published in `[from_ms, to_ms)` that sort
+    /// after `after` (newest first), i.e. older than the subscription
+    /// document's last entry: one archive document.
+    pub fn archived(
+        &self,
+        filter: Filter,
+        from_ms: i64,
+        to_ms: i64,
+        after: &Position,
+    ) -> Result<Vec<Entry>, CatalogError> {
+        let (cond, params) = filter.sql(5);
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE visible = 1{cond}
+             AND sort_key >= ?1 AND sort_key < ?2
+             AND (sort_key < ?3 OR (sort_key = ?3 AND id > ?4))
+             ORDER BY sort_key DESC, id ASC"
+        );
+        let mut all: Vec<rusqlite::types::Value> = vec![
+            from_ms.into(),
+            to_ms.into(),
+            after.sort_key.into(),
+            after.id.clone().into(),
+        ];
+        all.extend(params.into_iter().map(rusqlite::types::Value::from));
+        self.entries(&sql, all)
+    }
+
+    /// The position of the `n`-th newest shown entry (1-based) of a filter.
+    pub fn nth(&self, filter: Filter, n: usize) -> Result<Option<Position>, CatalogError> {
+        if n == 0 {
+            return Ok(None);
+        }
+        let (cond, params) = filter.sql(2);
+        let sql = format!(
+            "SELECT sort_key, id FROM entries WHERE visible = 1{cond}
+             ORDER BY sort_key DESC, id ASC LIMIT 1 OFFSET ?1"
+        );
+        let mut all: Vec<rusqlite::types::Value> = vec![(n as i64 - 1).into()];
+        all.extend(params.into_iter().map(rusqlite::types::Value::from));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
+        stmt.query_row(rusqlite::params_from_iter(all), |r| {
+            Ok(Position {
+                sort_key: r.get(0)?,
+                id: r.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(|e| self.db_err(e))
+    }
+
+    /// The newest `sort_key` of a shown entry of a filter below `before_ms`.
+    pub fn newest_before(
+        &self,
+        filter: Filter,
+        before_ms: i64,
+    ) -> Result<Option<i64>, CatalogError> {
+        self.key_query(filter, "sort_key < ?1 ORDER BY sort_key DESC", before_ms)
+    }
+
+    /// The oldest `sort_key` of a shown entry of a filter from `from_ms` on.
+    pub fn oldest_from(&self, filter: Filter, from_ms: i64) -> Result<Option<i64>, CatalogError> {
+        self.key_query(filter, "sort_key >= ?1 ORDER BY sort_key ASC", from_ms)
+    }
+
+    fn key_query(
+        &self,
+        filter: Filter,
+        clause: &str,
+        ms: i64,
+    ) -> Result<Option<i64>, CatalogError> {
+        let (cond, params) = filter.sql(2);
+        let sql =
+            format!("SELECT sort_key FROM entries WHERE visible = 1{cond} AND {clause} LIMIT 1");
+        let mut all: Vec<rusqlite::types::Value> = vec![ms.into()];
+        all.extend(params.into_iter().map(rusqlite::types::Value::from));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
+        stmt.query_row(rusqlite::params_from_iter(all), |r| r.get(0))
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    fn entries(
+        &self,
+        sql: &str,
+        params: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<Entry>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), entry_from)
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Entries of a filter that stopped being shown at or after `since`.
+    pub fn tombstones(
+        &self,
+        filter: Filter,
+        since: DateTime<FixedOffset>,
+    ) -> Result<Vec<Tombstone>, CatalogError> {
+        let (cond, params) = filter.sql(2);
+        let sql = format!(
+            "SELECT id, gone_at, gone_comment, lang FROM entries
+             WHERE visible = 0 AND gone_at_ms >= ?1{cond}
+             ORDER BY gone_at_ms DESC, id ASC"
+        );
+        let mut all: Vec<rusqlite::types::Value> = vec![since.timestamp_millis().into()];
+        all.extend(params.into_iter().map(rusqlite::types::Value::from));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(all), |r| {
+                let when: String = r.get(1)?;
+                let lang: String = r.get(3)?;
+                Ok((r.get::<_, String>(0)?, when, r.get(2)?, lang))
+            })
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, when, comment, lang) = row.map_err(|e| self.db_err(e))?;
+            if let (Ok(when), Some(lang)) =
+                (DateTime::parse_from_rfc3339(&when), LangTag::parse(&lang))
+            {
+                out.push(Tombstone {
+                    id,
+                    when,
+                    comment,
+                    lang,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fills in each entry's translations (shown entries with the same key).
+    pub fn fill_translations(&self, entries: &mut [Entry]) -> Result<(), CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, lang, slug, title FROM entries
+                 WHERE tkey = ?1 AND visible = 1 ORDER BY lang, id",
+            )
+            .map_err(|e| self.db_err(e))?;
+        for e in entries.iter_mut() {
+            let Some(key) = &e.translation_key else {
+                continue;
+            };
+            let rows = stmt
+                .query_map([key], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(|e| self.db_err(e))?;
+            e.translations.clear();
+            for row in rows {
+                let (id, lang, slug, title) = row.map_err(|e| self.db_err(e))?;
+                if id == e.id {
+                    continue;
+                }
+                if let Some(lang) = LangTag::parse(&lang) {
+                    e.translations.push(Translation { lang, slug, title });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The shown entry with this slug.
+    pub fn shown_by_slug(&self, slug: &str) -> Result<Option<Entry>, CatalogError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE slug = ?1 AND visible = 1"),
+                [slug],
+                entry_from,
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Primary language subtags with shown entries, and how many each.
     pub fn languages(&self) -> Result<Vec<(String, usize)>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT lang_primary, COUNT(*) FROM entries WHERE path IS NOT NULL
+                "SELECT lang_primary, COUNT(*) FROM entries WHERE visible = 1
                  GROUP BY lang_primary ORDER BY lang_primary",
             )
             .map_err(|e| self.db_err(e))?;
@@ -469,41 +771,191 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
     }
 
-    /// Ids of all live entries (for a full page render).
-    pub fn live_ids(&self) -> Result<Vec<String>, CatalogError> {
+    /// Tags of shown entries: (slug, first name, primary language, count),
+    /// by slug then language; `lang` is `None` in the rows that count all
+    /// languages together.
+    pub fn tags(&self) -> Result<Vec<TagCount>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id FROM entries WHERE path IS NOT NULL ORDER BY id")
+            .prepare_cached(
+                "SELECT t.slug, MIN(t.name), e.lang_primary, COUNT(*)
+                 FROM entry_tags t JOIN entries e ON e.id = t.id
+                 WHERE e.visible = 1
+                 GROUP BY t.slug, e.lang_primary ORDER BY t.slug, e.lang_primary",
+            )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
-            .query_map([], |r| r.get(0))
+            .query_map([], |r| {
+                Ok(TagCount {
+                    slug: r.get(0)?,
+                    name: r.get(1)?,
+                    lang: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as usize,
+                })
+            })
             .map_err(|e| self.db_err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
     }
 
-    /// Applies changes atomically.
-    pub fn apply(&mut self, changes: &[Change]) -> Result<(), CatalogError> {
+    /// How a tag slug is written (its first spelling, alphabetically).
+    pub fn tag_name(&self, slug: &str) -> Result<Option<String>, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT MIN(name) FROM entry_tags WHERE slug = ?1",
+                [slug],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Makes shown what reached its `publish_at` and hides what reached its
+    /// `expires`, as of `now`; says what changed and when to look again.
+    pub fn refresh(&mut self, now: DateTime<FixedOffset>) -> Result<Refreshed, CatalogError> {
         let path = self.path.clone();
         let db = |source| CatalogError::Db {
             path: path.clone(),
             source,
         };
+        let now_ms = now.timestamp_millis();
+        let tx = self.conn.transaction().map_err(db)?;
+        let mut changed = Vec::new();
+        {
+            let mut appear = tx
+                .prepare_cached(
+                    "SELECT id FROM entries WHERE publish_at_ms <= ?1 AND visible = 0
+                     AND path IS NOT NULL AND withdrawn = 0
+                     AND (expires_ms IS NULL OR expires_ms > ?1)",
+                )
+                .map_err(db)?;
+            let ids: Vec<String> = appear
+                .query_map([now_ms], |r| r.get(0))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            for id in ids {
+                tx.execute(
+                    "UPDATE entries SET visible = 1, gone_at = NULL, gone_at_ms = NULL,
+                     gone_comment = NULL WHERE id = ?1",
+                    [&id],
+                )
+                .map_err(db)?;
+                changed.push(id);
+            }
+            let mut expire = tx
+                .prepare_cached(
+                    "SELECT id, expires FROM entries WHERE expires_ms <= ?1 AND visible = 1",
+                )
+                .map_err(db)?;
+            let rows: Vec<(String, String)> = expire
+                .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            for (id, expires) in rows {
+                let at = DateTime::parse_from_rfc3339(&expires).unwrap_or(now);
+                tx.execute(
+                    "UPDATE entries SET visible = 0, gone_at = ?2, gone_at_ms = ?3 WHERE id = ?1",
+                    params![id, at.to_rfc3339(), at.timestamp_millis()],
+                )
+                .map_err(db)?;
+                changed.push(id);
+            }
+        }
+        let next: Option<i64> = tx
+            .query_row(
+                "SELECT MIN(t) FROM (
+                   SELECT MIN(publish_at_ms) AS t FROM entries WHERE publish_at_ms > ?1
+                     AND visible = 0 AND path IS NOT NULL AND withdrawn = 0
+                   UNION ALL
+                   SELECT MIN(expires_ms) FROM entries WHERE expires_ms > ?1 AND path IS NOT NULL
+                     AND withdrawn = 0)",
+                [now_ms],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Refreshed {
+            changed,
+            next: next.and_then(|ms| {
+                chrono::TimeZone::timestamp_millis_opt(&chrono::Utc, ms)
+                    .single()
+                    .map(|d| d.fixed_offset())
+            }),
+        })
+    }
+
+    /// (primary language, slug) of every shown entry: its page.
+    pub fn shown_pages(&self) -> Result<Vec<(String, String)>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT lang_primary, slug FROM entries WHERE visible = 1 ORDER BY slug",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// Applies changes in one transaction. `now` decides whether an
+    /// upserted entry is shown (see [`Entry::shown_at`]) and dates the
+    /// tombstones of entries that stop being shown.
+    pub fn apply(
+        &mut self,
+        changes: &[Change],
+        now: DateTime<FixedOffset>,
+    ) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let db = |source| CatalogError::Db {
+            path: path.clone(),
+            source,
+        };
+        let now_s = now.to_rfc3339();
+        let now_ms = now.timestamp_millis();
         let tx = self.conn.transaction().map_err(db)?;
         for change in changes {
             match change {
                 Change::Upsert(e) => {
                     // A path belongs to one live entry: free it first.
                     tx.execute(
-                        "UPDATE entries SET last_path = path, path = NULL, deleted_at = ?2
-                         WHERE path = ?1 AND id <> ?3",
-                        params![e.path, e.updated.to_rfc3339(), e.id],
+                        "UPDATE entries SET last_path = path, path = NULL, deleted_at = ?2,
+                           gone_at = CASE WHEN visible = 1 THEN ?2 ELSE gone_at END,
+                           gone_at_ms = CASE WHEN visible = 1 THEN ?3 ELSE gone_at_ms END,
+                           visible = 0
+                         WHERE path = ?1 AND id <> ?4",
+                        params![e.path, now_s, now_ms, e.id],
                     )
                     .map_err(db)?;
+                    let before: Option<Shown> = tx
+                        .query_row(
+                            "SELECT visible, gone_at, gone_at_ms, gone_comment FROM entries WHERE id = ?1",
+                            [&e.id],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                        )
+                        .optional()
+                        .map_err(db)?;
+                    let shown = e.shown_at(now);
+                    let was_shown = before.as_ref().is_some_and(|b| b.0 == 1);
+                    let (gone_at, gone_ms, gone_comment) = if shown {
+                        (None, None, None)
+                    } else if was_shown {
+                        (
+                            Some(now_s.clone()),
+                            Some(now_ms),
+                            e.withdrawn_comment.clone(),
+                        )
+                    } else {
+                        before.map(|b| (b.1, b.2, b.3)).unwrap_or_default()
+                    };
                     tx.execute(
                         &format!(
-                            "INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}, sort_key, lang_primary, deleted_at)
+                            "INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}, sort_key, lang_primary,
+                               deleted_at, publish_at_ms, expires_ms, visible, gone_at, gone_at_ms,
+                               gone_comment)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                                     ?17, ?18, ?19, ?20, NULL)"
+                                     ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, NULL, ?26, ?27, ?28,
+                                     ?29, ?30, ?31)"
                         ),
                         params![
                             e.id,
@@ -524,11 +976,25 @@ impl Catalog {
                             e.author,
                             serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into()),
                             serde_json::to_string(&e.warnings).unwrap_or_else(|_| "[]".into()),
+                            e.translation_key,
+                            e.publish_at.map(|d| d.to_rfc3339()),
+                            e.expires.map(|d| d.to_rfc3339()),
+                            e.withdrawn as i64,
+                            e.withdrawn_comment,
                             e.published.timestamp_millis(),
                             e.lang.primary(),
+                            e.publish_at.map(|d| d.timestamp_millis()),
+                            e.expires.map(|d| d.timestamp_millis()),
+                            shown as i64,
+                            gone_at,
+                            gone_ms,
+                            gone_comment,
                         ],
                     )
                     .map_err(db)?;
+                    tx.execute("DELETE FROM entry_tags WHERE id = ?1", [&e.id])
+                        .map_err(db)?;
+                    insert_tags(&tx, &e.id, &e.tags).map_err(db)?;
                     tx.execute("DELETE FROM rejects WHERE path = ?1", [&e.path])
                         .map_err(db)?;
                 }
@@ -541,8 +1007,12 @@ impl Catalog {
                 }
                 Change::Delete { id, at } => {
                     tx.execute(
-                        "UPDATE entries SET last_path = path, path = NULL, deleted_at = ?2 WHERE id = ?1",
-                        params![id, at.to_rfc3339()],
+                        "UPDATE entries SET last_path = path, path = NULL, deleted_at = ?2,
+                           gone_at = CASE WHEN visible = 1 THEN ?2 ELSE gone_at END,
+                           gone_at_ms = CASE WHEN visible = 1 THEN ?3 ELSE gone_at_ms END,
+                           visible = 0
+                         WHERE id = ?1",
+                        params![id, at.to_rfc3339(), at.timestamp_millis()],
                     )
                     .map_err(db)?;
                 }
@@ -566,6 +1036,22 @@ impl Catalog {
         }
         tx.commit().map_err(db)
     }
+}
+
+/// An entry's visibility before a change: shown, gone_at, gone_at_ms,
+/// gone_comment.
+type Shown = (i64, Option<String>, Option<i64>, Option<String>);
+
+/// Indexes an entry's tags by slug (for the tag feeds).
+fn insert_tags(tx: &rusqlite::Transaction, id: &str, tags: &[String]) -> rusqlite::Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO entry_tags (id, slug, name) VALUES (?1, ?2, ?3)")?;
+    for tag in tags {
+        if let Some(t) = crate::render::Tag::new(tag) {
+            stmt.execute(params![id, t.slug, t.name])?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes the state's lock file, or says who holds it.
@@ -614,12 +1100,30 @@ CREATE TABLE IF NOT EXISTS entries (
     sort_key    INTEGER NOT NULL,
     lang_primary TEXT NOT NULL,
     deleted_at  TEXT,
-    last_path   TEXT
+    last_path   TEXT,
+    tkey        TEXT,
+    publish_at  TEXT,
+    expires     TEXT,
+    withdrawn   INTEGER NOT NULL DEFAULT 0,
+    withdrawn_comment TEXT,
+    publish_at_ms INTEGER,
+    expires_ms  INTEGER,
+    -- shown in feeds and pages now (file there, not withdrawn, in its window)
+    visible     INTEGER NOT NULL DEFAULT 0,
+    -- when it stopped being shown, for tombstones
+    gone_at     TEXT,
+    gone_at_ms  INTEGER,
+    gone_comment TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_last_path ON entries (last_path) WHERE path IS NULL;
-CREATE INDEX IF NOT EXISTS entries_by_date ON entries (sort_key DESC, id) WHERE path IS NOT NULL;
-CREATE INDEX IF NOT EXISTS entries_by_lang_date ON entries (lang_primary, sort_key DESC, id) WHERE path IS NOT NULL;
 CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (hash);
+CREATE TABLE IF NOT EXISTS entry_tags (
+    id   TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (id, slug)
+);
+CREATE INDEX IF NOT EXISTS entry_tags_by_slug ON entry_tags (slug, id);
 CREATE TABLE IF NOT EXISTS rejects (
     path     TEXT PRIMARY KEY,
     size     INTEGER NOT NULL,
@@ -628,9 +1132,38 @@ CREATE TABLE IF NOT EXISTS rejects (
 );
 ";
 
+/// Indexes on the columns of schema 2 (created after a migration added them).
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS entries_shown_by_date ON entries (sort_key DESC, id) WHERE visible = 1;
+CREATE INDEX IF NOT EXISTS entries_shown_by_lang_date ON entries (lang_primary, sort_key DESC, id) WHERE visible = 1;
+CREATE INDEX IF NOT EXISTS entries_by_tkey ON entries (tkey) WHERE tkey IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_gone ON entries (gone_at_ms) WHERE gone_at_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_scheduled ON entries (publish_at_ms) WHERE publish_at_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_expiring ON entries (expires_ms) WHERE expires_ms IS NOT NULL;
+";
+
+/// Schema 1 -> 2: scheduling, withdrawals, translations, tags table.
+const MIGRATE_1_2: &str = "
+ALTER TABLE entries ADD COLUMN tkey TEXT;
+ALTER TABLE entries ADD COLUMN publish_at TEXT;
+ALTER TABLE entries ADD COLUMN expires TEXT;
+ALTER TABLE entries ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN withdrawn_comment TEXT;
+ALTER TABLE entries ADD COLUMN publish_at_ms INTEGER;
+ALTER TABLE entries ADD COLUMN expires_ms INTEGER;
+ALTER TABLE entries ADD COLUMN visible INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN gone_at TEXT;
+ALTER TABLE entries ADD COLUMN gone_at_ms INTEGER;
+ALTER TABLE entries ADD COLUMN gone_comment TEXT;
+UPDATE entries SET visible = (path IS NOT NULL);
+DROP INDEX IF EXISTS entries_by_date;
+DROP INDEX IF EXISTS entries_by_lang_date;
+";
+
 const ENTRY_COLUMNS: &str =
     "id, path, slug, hash, size, mtime_ns, first_seen, published, updated, lang, \
-     lang_source, encoding, title, summary, content, author, tags, warnings";
+     lang_source, encoding, title, summary, content, author, tags, warnings, \
+     tkey, publish_at, expires, withdrawn, withdrawn_comment";
 
 fn known_from(r: &Row) -> rusqlite::Result<Known> {
     Ok(Known {
@@ -647,6 +1180,12 @@ fn entry_from(r: &Row) -> rusqlite::Result<Entry> {
         DateTime::parse_from_rfc3339(&s).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
         })
+    };
+    let opt_date = |i: usize| -> rusqlite::Result<Option<DateTime<FixedOffset>>> {
+        match r.get::<_, Option<String>>(i)? {
+            None => Ok(None),
+            Some(_) => date(i).map(Some),
+        }
     };
     let bad = |i: usize, what: &str| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -679,6 +1218,12 @@ fn entry_from(r: &Row) -> rusqlite::Result<Entry> {
         author: r.get(15)?,
         tags: serde_json::from_str(&tags).map_err(|_| bad(16, "invalid tags"))?,
         warnings: serde_json::from_str(&warnings).map_err(|_| bad(17, "invalid warnings"))?,
+        translation_key: r.get(18)?,
+        publish_at: opt_date(19)?,
+        expires: opt_date(20)?,
+        withdrawn: r.get::<_, i64>(21)? != 0,
+        withdrawn_comment: r.get(22)?,
+        translations: Vec::new(),
     })
 }
 
@@ -707,7 +1252,17 @@ mod tests {
             author: None,
             tags: vec!["a".into()],
             warnings: vec![],
+            translation_key: None,
+            publish_at: None,
+            expires: None,
+            withdrawn: false,
+            withdrawn_comment: None,
+            translations: vec![],
         }
+    }
+
+    fn at(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
     }
 
     #[test]
@@ -717,21 +1272,41 @@ mod tests {
         assert!(c.is_new());
         let a = entry("a", "a.txt", "2025-01-01T00:00:00Z");
         let b = entry("b", "b.txt", "2025-02-01T00:00:00+01:00");
-        c.apply(&[
-            Change::Upsert(Box::new(a.clone())),
-            Change::Upsert(Box::new(b.clone())),
-        ])
+        let now = at("2026-01-01T00:00:00Z");
+        c.apply(
+            &[
+                Change::Upsert(Box::new(a.clone())),
+                Change::Upsert(Box::new(b.clone())),
+            ],
+            now,
+        )
         .unwrap();
-        let latest = c.latest(None, 10).unwrap();
+        let all = Filter::default();
+        let latest = c.latest(all, 10).unwrap();
         assert_eq!(latest, vec![b.clone(), a.clone()]);
-        assert_eq!(c.latest(Some("pl"), 1).unwrap(), vec![b.clone()]);
+        let pl = Filter {
+            lang: Some("pl"),
+            tag: None,
+        };
+        assert_eq!(c.latest(pl, 1).unwrap(), vec![b.clone()]);
+        let tag_a = Filter {
+            lang: None,
+            tag: Some("a"),
+        };
+        assert_eq!(c.latest(tag_a, 5).unwrap().len(), 2);
         assert_eq!(c.languages().unwrap(), vec![("pl".to_string(), 2)]);
-        c.apply(&[Change::Delete {
-            id: "a".into(),
-            at: a.published,
-        }])
+        c.apply(
+            &[Change::Delete {
+                id: "a".into(),
+                at: now,
+            }],
+            now,
+        )
         .unwrap();
-        assert_eq!(c.latest(None, 10).unwrap(), vec![b]);
+        assert_eq!(c.latest(all, 10).unwrap(), vec![b]);
+        let t = c.tombstones(all, at("2025-12-01T00:00:00Z")).unwrap();
+        assert_eq!(t.len(), 1, "a deleted entry is a tombstone");
+        assert_eq!((t[0].id.as_str(), t[0].when), ("a", now));
         assert!(c.id_exists("a").unwrap(), "deleted ids stay reserved");
         assert!(c.known_path("a.txt").unwrap().is_none());
         drop(c);
@@ -744,18 +1319,113 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(dir.path()).unwrap();
         let d = "2025-01-01T00:00:00Z";
-        c.apply(&[
-            Change::Upsert(Box::new(entry("a", "pl/a.txt", d))),
-            Change::Upsert(Box::new(entry("b", "pl/sub/b.txt", d))),
-            Change::Upsert(Box::new(entry("c", "pl.txt", d))),
-            Change::Upsert(Box::new(entry("e", "plx/e.txt", d))),
-            Change::Upsert(Box::new(entry("f", "p_l/f.txt", d))),
-        ])
+        c.apply(
+            &[
+                Change::Upsert(Box::new(entry("a", "pl/a.txt", d))),
+                Change::Upsert(Box::new(entry("b", "pl/sub/b.txt", d))),
+                Change::Upsert(Box::new(entry("c", "pl.txt", d))),
+                Change::Upsert(Box::new(entry("e", "plx/e.txt", d))),
+                Change::Upsert(Box::new(entry("f", "p_l/f.txt", d))),
+            ],
+            at(d),
+        )
         .unwrap();
         let mut got: Vec<_> = c.known_under("pl").unwrap().into_keys().collect();
         got.sort();
         assert_eq!(got, ["pl/a.txt", "pl/sub/b.txt"]);
         assert!(c.known_under("p%").unwrap().is_empty());
+    }
+
+    #[test]
+    fn scheduled_expiring_and_withdrawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let now = at("2026-01-01T12:00:00Z");
+        let mut later = entry("later", "later.txt", "2026-01-01T12:00:05Z");
+        later.publish_at = Some(at("2026-01-01T12:00:05Z"));
+        let mut brief = entry("brief", "brief.txt", "2025-12-01T00:00:00Z");
+        brief.expires = Some(at("2026-01-01T12:00:10Z"));
+        let mut gone = entry("gone", "gone.txt", "2025-11-01T00:00:00Z");
+        c.apply(
+            &[
+                Change::Upsert(Box::new(later.clone())),
+                Change::Upsert(Box::new(brief)),
+                Change::Upsert(Box::new(gone.clone())),
+            ],
+            now,
+        )
+        .unwrap();
+        let ids = |c: &Catalog| -> Vec<String> {
+            c.latest(Filter::default(), 10)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids(&c), ["brief", "gone"]);
+        let r = c.refresh(now).unwrap();
+        assert!(r.changed.is_empty());
+        assert_eq!(r.next, Some(at("2026-01-01T12:00:05Z")));
+        let r = c.refresh(at("2026-01-01T12:00:05Z")).unwrap();
+        assert_eq!(r.changed, ["later"]);
+        assert_eq!(r.next, Some(at("2026-01-01T12:00:10Z")));
+        assert_eq!(ids(&c), ["later", "brief", "gone"]);
+        let r = c.refresh(at("2026-01-01T12:00:11Z")).unwrap();
+        assert_eq!(r.changed, ["brief"]);
+        assert_eq!(r.next, None);
+        gone.withdrawn = true;
+        gone.withdrawn_comment = Some("Published by mistake".into());
+        c.apply(
+            &[Change::Upsert(Box::new(gone))],
+            at("2026-01-01T12:00:12Z"),
+        )
+        .unwrap();
+        assert_eq!(ids(&c), ["later"]);
+        let t = c.tombstones(Filter::default(), now).unwrap();
+        let got: Vec<(&str, Option<&str>)> = t
+            .iter()
+            .map(|t| (t.id.as_str(), t.comment.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [("gone", Some("Published by mistake")), ("brief", None)]
+        );
+        assert_eq!(t[1].when, at("2026-01-01T12:00:10Z"), "expired at its time");
+    }
+
+    #[test]
+    fn schema_1_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '1'), ('id_prefix', 'tag:x,2026:');
+                 CREATE TABLE entries (id TEXT PRIMARY KEY, path TEXT UNIQUE, slug TEXT NOT NULL UNIQUE,
+                   hash TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                   first_seen TEXT NOT NULL, published TEXT NOT NULL, updated TEXT NOT NULL,
+                   lang TEXT NOT NULL, lang_source TEXT NOT NULL, encoding TEXT NOT NULL,
+                   title TEXT NOT NULL, summary TEXT NOT NULL, content TEXT NOT NULL, author TEXT,
+                   tags TEXT NOT NULL, warnings TEXT NOT NULL, sort_key INTEGER NOT NULL,
+                   lang_primary TEXT NOT NULL, deleted_at TEXT, last_path TEXT);
+                 INSERT INTO entries VALUES ('tag:x,2026:a', 'a.txt', 'a', 'h', 1, 1,
+                   '2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00',
+                   'pl', 'detected', 'UTF-8', 'T', 'S', '<p>C</p>', NULL, '[\"Bus\"]', '[]',
+                   1735689600000, 'pl', NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let c = Catalog::open(dir.path()).unwrap();
+        assert!(c.recovered_from.is_none(), "migrated, not rebuilt");
+        let e = c.latest(Filter::default(), 5).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].id, "tag:x,2026:a");
+        let bus = Filter {
+            lang: None,
+            tag: Some("bus"),
+        };
+        assert_eq!(c.latest(bus, 5).unwrap().len(), 1);
+        assert_eq!(c.meta("schema_version").unwrap().as_deref(), Some("2"));
     }
 
     #[test]

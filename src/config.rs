@@ -46,6 +46,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub monitoring: Monitoring,
+    pub websub: WebSub,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +101,16 @@ pub struct Watch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feeds {
     pub max_entries: usize,
+    /// How long a withdrawn entry is announced as deleted (RFC 6721).
+    pub tombstone_period: chrono::Duration,
+    /// Memory for documents rendered on demand (pages, archives, tag feeds).
+    pub cache_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSub {
+    /// Hubs told about every change of a feed; empty = none.
+    pub hubs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +146,13 @@ struct RawConfig {
     limits: RawLimits,
     log: RawLog,
     monitoring: RawMonitoring,
+    websub: RawWebSub,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebSub {
+    hubs: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,11 +272,17 @@ impl Default for RawWatch {
 #[serde(deny_unknown_fields, default)]
 struct RawFeeds {
     max_entries: usize,
+    tombstone_days: u32,
+    cache_mb: usize,
 }
 
 impl Default for RawFeeds {
     fn default() -> Self {
-        RawFeeds { max_entries: 50 }
+        RawFeeds {
+            max_entries: 50,
+            tombstone_days: 30,
+            cache_mb: 32,
+        }
     }
 }
 
@@ -473,9 +497,34 @@ impl Config {
         if raw.feeds.max_entries == 0 {
             return Err(invalid("feeds", "max_entries", "must be at least 1".into()));
         }
+        if raw.feeds.tombstone_days > 3650 {
+            return Err(invalid(
+                "feeds",
+                "tombstone_days",
+                "must be at most 3650".into(),
+            ));
+        }
         let feeds = Feeds {
             max_entries: raw.feeds.max_entries,
+            tombstone_period: chrono::Duration::days(raw.feeds.tombstone_days.into()),
+            cache_bytes: raw.feeds.cache_mb.min(1 << 20) << 20,
         };
+        let mut hubs = Vec::new();
+        for hub in raw.websub.hubs {
+            let ok = (hub.starts_with("https://") || hub.starts_with("http://"))
+                && hub.len() > "https://".len()
+                && !hub.contains(char::is_whitespace)
+                && !hub.contains(['"', '<', '>']);
+            if !ok {
+                return Err(invalid(
+                    "websub",
+                    "hubs",
+                    format!("{hub:?} is not an http:// or https:// URL"),
+                ));
+            }
+            hubs.push(hub);
+        }
+        let websub = WebSub { hubs };
 
         let l = raw.limits;
         if l.max_file_bytes == 0 {
@@ -541,6 +590,7 @@ impl Config {
             limits,
             log,
             monitoring,
+            websub,
         })
     }
 }

@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, Synced};
 use crate::metrics::Metrics;
+use crate::on_demand::{self, OnDemand};
 use crate::serve::{self, Roles};
 use crate::snapshot::Snapshot;
 use crate::{pipeline, report, systemd, watch};
@@ -38,27 +39,41 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let (tx, rx) = std::sync::mpsc::channel();
 
-    // The first publish: everything, pages included.
+    // The first publish: every hot document, in memory. The feeds folder
+    // is brought up to date afterwards, by the publishing thread, so that
+    // a large archive does not delay serving.
     let started = std::time::Instant::now();
-    let (documents, disk_ok, rejected) = match engine.sync_full(true) {
+    let complete = engine.feeds_complete();
+    let (initial, documents, rejected) = match engine.sync_full(!complete) {
         Ok(synced) => {
             log_synced(&synced);
-            let written = engine.write(&synced);
-            log_written(&written);
-            (synced.documents, written.is_ok(), rejected_count(&engine))
+            let documents = synced.documents.clone();
+            (Some(synced), documents, rejected_count(&engine))
         }
         Err(EngineError::Watch { path, source }) => {
             error!(path = %path.display(), error = %source, "cannot read the watch folder; serving what the state holds");
-            (engine.render_all()?, true, 0)
+            (None, engine.render_hot()?, 0)
         }
         Err(e) => return Err(e.into()),
     };
     let snapshot = Snapshot::default().updated(&documents, &[], pipeline::now().timestamp());
+    drop(documents);
+    let on_demand = Arc::new(OnDemand::new(on_demand::Settings {
+        state: config.paths.state.clone(),
+        max_entries: config.feeds.max_entries,
+        tombstone_period: config.feeds.tombstone_period,
+        cache_bytes: config.feeds.cache_bytes,
+    }));
+    on_demand.published(engine.site()?);
     metrics.published(
         started.elapsed(),
-        disk_ok,
+        true,
         engine.catalog().languages()?,
         rejected,
+    );
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        "published; serving"
     );
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(Arc::new(snapshot));
 
@@ -78,7 +93,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 metrics: config.monitoring.metrics && config.monitoring.listen.is_none(),
                 healthz: config.monitoring.healthz && config.monitoring.listen.is_none(),
             },
-        );
+        )
+        .with_on_demand(on_demand.clone());
         let mut bound = Vec::new();
         let mut self_check = None;
         for (role, l) in listeners {
@@ -104,9 +120,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .name("herald-watch".into())
             .spawn(move || {
                 let m = thread_metrics.clone();
-                // After a failed write the folder is behind: the next
-                // successful write is of everything, not just the changes.
-                let mut behind = !disk_ok;
+                // Bring the feeds folder up to date with the first publish.
+                let mut behind = false;
+                if let Some(synced) = initial {
+                    let t = std::time::Instant::now();
+                    let written = engine.write(&synced);
+                    log_written(&written);
+                    behind = written.is_err();
+                    if let Ok(r) = &written {
+                        info!(
+                            written = r.written,
+                            unchanged = r.unchanged,
+                            removed = r.removed,
+                            ms = t.elapsed().as_millis() as u64,
+                            "feeds folder up to date"
+                        );
+                    }
+                    m.disk(!behind);
+                }
                 watch::run(
                     engine,
                     rx,
@@ -116,15 +147,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         let started = std::time::Instant::now();
                         log_synced(&synced);
                         // Memory first (readers see the change at once), disk after.
-                        if !synced.documents.is_empty() || !synced.removed.is_empty() {
+                        if synced.changed() {
                             let now = pipeline::now().timestamp();
                             snap_tx.send_modify(|s| {
                                 *s = Arc::new(s.updated(&synced.documents, &synced.removed, now))
                             });
+                            if let Ok(site) = engine.site() {
+                                on_demand.published(site);
+                            }
+                        } else if !behind {
+                            return;
                         }
+                        // After a failed write the folder is behind: the
+                        // next successful write is of everything.
                         let written = if behind {
-                            let all = snap_tx.borrow().documents();
-                            engine.write_documents(&all, &synced.removed)
+                            engine.write_everything()
                         } else {
                             engine.write(&synced)
                         };
@@ -315,6 +352,8 @@ fn serve_options(config: &Config) -> serve::Options {
         max_header_bytes: config.server.max_header_bytes,
         access_log: config.server.access_log,
         shutdown_grace: config.server.shutdown_grace,
+        hubs: config.websub.hubs.clone(),
+        base_url: config.site.base_url.clone(),
     }
 }
 
@@ -349,7 +388,7 @@ fn rejected_count(engine: &Engine) -> usize {
     engine.catalog().all_rejected().map_or(0, |r| r.len())
 }
 
-fn log_written(written: &Result<crate::publish::WriteReport, crate::publish::PublishError>) {
+fn log_written(written: &Result<crate::publish::WriteReport, EngineError>) {
     if let Err(e) = written {
         error!(error = %e, "cannot write the feeds folder; serving from memory, will retry on the next change");
     }
@@ -360,7 +399,7 @@ fn log_synced(synced: &Synced) {
     for (path, error) in &synced.scan_errors {
         warn!(path = %path, "cannot list: {error}");
     }
-    let changed = synced.plan.pages.len() + synced.plan.deleted.len();
+    let changed = synced.plan.footprints.len();
     if changed > 0 {
         info!(changed, removed = synced.plan.deleted.len(), "published");
     }

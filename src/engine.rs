@@ -1,13 +1,16 @@
 //! The publishing engine: configuration + state, and one sync at a time.
 //!
 //! A sync scans (all of the watch folder, or the paths an event named),
-//! plans, applies the plan to the catalog, renders the feeds, indexes and
-//! changed pages; [`Engine::write`] then writes them to the feeds folder. `build` runs one full
-//! sync; the daemon runs one per batch of file events and keeps the rendered
-//! documents in memory. A failure to write to disk does not stop a sync: the
-//! in-memory documents are still current, and the next sync retries.
+//! plans and applies the plan to the catalog chunk by chunk (so a folder of
+//! 100,000 files never sits in memory at once), makes scheduled entries
+//! appear and expired ones go, and renders the hot documents whose content
+//! changed; [`Engine::write`] then brings the feeds folder up to date (the
+//! documents the changes touched, or everything). `build` runs one full
+//! sync; the daemon runs one per batch of file events and keeps the hot
+//! documents in memory. A failure to write to disk does not stop a sync:
+//! the in-memory documents are still current, and a later write catches up.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset};
@@ -16,10 +19,22 @@ use crate::announcement::lang::LangTag;
 use crate::announcement::ParseOptions;
 use crate::catalog::{Catalog, CatalogError, Known};
 use crate::config::{self, Config};
+use crate::layout::{Doc, Footprint, Layout};
 use crate::pipeline::{self, Context, Plan};
 use crate::publish::{self, Document, PublishError, WriteReport};
-use crate::render::{self, Site};
+use crate::render::Site;
 use crate::scan;
+
+/// Catalog meta key: the fingerprint of the last complete write of the
+/// feeds folder ("" while a change is not on disk yet).
+const FEEDS_WRITTEN: &str = "feeds_written";
+/// Files planned and applied together in a full sync.
+const CHUNK: usize = 2_000;
+/// More changed entries than this in one sync: rewrite the whole feeds
+/// folder rather than work out which documents they touched.
+const MANY: usize = 500;
+/// Documents rendered and written together when rewriting everything.
+const WRITE_BATCH: usize = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -30,18 +45,33 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// What one sync did.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Synced {
     pub plan: Plan,
-    /// Every document rendered by this sync (feeds, indexes, changed pages).
+    /// Hot documents whose content may have changed, rendered.
     pub documents: Vec<Document>,
-    /// Document paths that no longer exist.
+    /// Hot documents that no longer exist (a language with no entries left).
     pub removed: Vec<String>,
+    /// Other documents the changes touched (rendered when written).
+    pub affected: Vec<Doc>,
+    /// Too much changed to list: the whole feeds folder must be rewritten.
+    pub everything: bool,
     /// Entries that could not be listed: (path, error).
     pub scan_errors: Vec<(String, String)>,
+    /// When a scheduled entry is next due to appear or expire.
+    pub next_due: Option<DateTime<FixedOffset>>,
+}
+
+impl Synced {
+    /// Whether readers can see any difference.
+    pub fn changed(&self) -> bool {
+        !self.documents.is_empty() || !self.removed.is_empty() || self.everything
+    }
 }
 
 pub struct Engine {
@@ -51,6 +81,8 @@ pub struct Engine {
     id_prefix: String,
     epoch: DateTime<FixedOffset>,
     first_run: bool,
+    /// The languages of the last publish (`None` before the first).
+    languages: Option<BTreeSet<String>>,
 }
 
 impl Engine {
@@ -67,6 +99,7 @@ impl Engine {
             id_prefix,
             epoch,
             first_run,
+            languages: None,
         })
     }
 
@@ -93,9 +126,10 @@ impl Engine {
         self.config = config;
     }
 
-    /// Scans the whole watch folder and publishes. `all_pages` re-renders
-    /// every announcement's page (start-up, `build`), not just changed ones.
-    pub fn sync_full(&mut self, all_pages: bool) -> Result<Synced, EngineError> {
+    /// Scans the whole watch folder and publishes. `everything` re-renders
+    /// every hot document and asks for the whole feeds folder to be
+    /// rewritten (start-up, `build`, a reload).
+    pub fn sync_full(&mut self, everything: bool) -> Result<Synced, EngineError> {
         let watch = &self.config.paths.watch;
         let listing = scan::scan(watch).map_err(|source| EngineError::Watch {
             path: watch.clone(),
@@ -104,20 +138,31 @@ impl Engine {
         let mut known = self.catalog.known()?;
         let present: HashMap<&str, ()> =
             listing.files.iter().map(|f| (f.rel.as_str(), ())).collect();
-        let gone: Vec<(String, Known)> = known
+        let mut gone: Vec<(String, Known)> = known
             .iter()
             .filter(|(p, _)| !present.contains_key(p.as_str()))
             .map(|(p, k)| (p.clone(), k.clone()))
             .collect();
+        gone.sort_by(|a, b| a.0.cmp(&b.0));
         known.retain(|p, _| present.contains_key(p.as_str()));
-        let plan = pipeline::plan(
-            &self.catalog,
-            &listing.files,
-            &known,
-            gone,
-            &self.context(false),
-        )?;
-        self.finish(plan, listing.errors, all_pages)
+        drop(present);
+        let ctx = self.context(false);
+        let mut plan = Plan::default();
+        let chunks: Vec<&[scan::FileInfo]> = if listing.files.is_empty() {
+            vec![&[]]
+        } else {
+            listing.files.chunks(CHUNK).collect()
+        };
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let part = pipeline::plan(&self.catalog, chunk, &known, &mut gone, &ctx, i == last)?;
+            self.catalog.apply(&part.changes, ctx.now)?;
+            plan.extend(Plan {
+                changes: Vec::new(),
+                ..part
+            });
+        }
+        self.finish(plan, listing.errors, everything)
     }
 
     /// Looks only at the given paths (relative to the watch folder; files or
@@ -156,105 +201,208 @@ impl Engine {
         gone.sort_by(|a, b| a.0.cmp(&b.0));
         gone.dedup_by(|a, b| a.0 == b.0);
         let files: Vec<_> = files.into_values().collect();
-        let plan = pipeline::plan(&self.catalog, &files, &known, gone, &self.context(false))?;
+        let ctx = self.context(false);
+        let mut plan = pipeline::plan(&self.catalog, &files, &known, &mut gone, &ctx, true)?;
+        self.catalog
+            .apply(&std::mem::take(&mut plan.changes), ctx.now)?;
         self.finish(plan, errors, false)
     }
 
-    /// Renders every live announcement's page (start-up of the daemon).
-    pub fn all_pages(&self) -> Result<Vec<Document>, EngineError> {
-        let site = self.site()?;
-        let mut docs = Vec::new();
-        for id in self.catalog.live_ids()? {
-            if let Some(e) = self.catalog.entry(&id)? {
-                docs.push(Document {
-                    path: render::page_path(&e),
-                    bytes: render::html::entry(&site, &e).into_bytes().into(),
-                    content_type: publish::HTML,
-                    last_modified: Some(e.updated.timestamp()),
-                });
-            }
-        }
-        Ok(docs)
+    /// Publishes what the clock changed (scheduled entries that are due,
+    /// expired ones), with no file event.
+    pub fn sync_time(&mut self) -> Result<Synced, EngineError> {
+        self.finish(Plan::default(), Vec::new(), false)
     }
 
-    /// Renders everything from the state without scanning (when the watch
-    /// folder cannot be read at start-up).
-    pub fn render_all(&self) -> Result<Vec<Document>, EngineError> {
+    /// Renders every hot document from the state without scanning (when
+    /// the watch folder cannot be read at start-up).
+    pub fn render_hot(&self) -> Result<Vec<Document>, EngineError> {
         let site = self.site()?;
-        let mut docs =
-            pipeline::render_documents(&self.catalog, &site, self.config.feeds.max_entries, &[])?;
-        docs.extend(self.all_pages()?);
-        Ok(docs)
+        let layout = self.layout(&site);
+        Ok(layout.render_all(&layout.hot())?.0)
     }
 
     fn finish(
         &mut self,
-        plan: Plan,
+        mut plan: Plan,
         scan_errors: Vec<(String, String)>,
-        all_pages: bool,
+        everything: bool,
     ) -> Result<Synced, EngineError> {
-        let languages_before = self.catalog.languages()?;
-        let t = std::time::Instant::now();
-        self.catalog.apply(&plan.changes)?;
-        tracing::debug!(
-            changes = plan.changes.len(),
-            ms = t.elapsed().as_millis() as u64,
-            "applied"
-        );
-        let t = std::time::Instant::now();
-        self.first_run = false;
-        let site = self.site()?;
-        let mut documents = pipeline::render_documents(
-            &self.catalog,
-            &site,
-            self.config.feeds.max_entries,
-            &plan.pages,
-        )?;
-        if all_pages {
-            let have: HashSet<String> = documents.iter().map(|d| d.path.clone()).collect();
-            let rest: Vec<Document> = self
-                .all_pages()?
-                .into_iter()
-                .filter(|d| !have.contains(&d.path))
-                .collect();
-            documents.extend(rest);
-        }
-        let mut removed = plan.pages_removed.clone();
-        for (lang, _) in languages_before {
-            if !site.languages.iter().any(|(l, _)| l.primary() == lang) {
-                for file in ["rss.xml", "atom.xml", "index.html"] {
-                    removed.push(format!("{lang}/{file}"));
-                }
+        let now = pipeline::now();
+        let refreshed = self.catalog.refresh(now)?;
+        for id in &refreshed.changed {
+            if let Some(e) = self.catalog.entry(id)? {
+                plan.footprints.push(Footprint::of(&e));
             }
         }
-        let have: HashSet<&str> = documents.iter().map(|d| d.path.as_str()).collect();
-        removed.retain(|p| !have.contains(p.as_str()));
+        let languages_before = self.languages.take();
+        self.first_run = false;
+        let started = std::time::Instant::now();
+        let site = self.site()?;
+        let languages_now: BTreeSet<String> = site
+            .languages
+            .iter()
+            .map(|(l, _)| l.primary().to_string())
+            .collect();
+        let layout = self.layout(&site);
+        let everything = everything || plan.footprints.len() > MANY;
+        let hot: Vec<Doc> = if everything || languages_before.as_ref() != Some(&languages_now) {
+            // The index pages list every language: all of them change.
+            layout.hot()
+        } else {
+            let langs: BTreeSet<&str> = plan.footprints.iter().map(|f| f.lang.as_str()).collect();
+            layout
+                .hot()
+                .into_iter()
+                .filter(|d| match d {
+                    Doc::Feed { scope, .. } | Doc::Index { scope } => scope
+                        .lang
+                        .as_ref()
+                        .is_none_or(|l| langs.contains(l.primary())),
+                    _ => false,
+                })
+                .filter(|_| !plan.footprints.is_empty())
+                .collect()
+        };
+        let (documents, mut removed) = layout.render_all(&hot)?;
+        let mut affected = if everything {
+            Vec::new()
+        } else {
+            layout.affected(&plan.footprints)?
+        };
+        for lang in languages_before
+            .unwrap_or_default()
+            .difference(&languages_now)
+        {
+            // No longer kept ready; its Atom feed lives on (on demand) as
+            // long as it announces withdrawn entries.
+            for file in ["rss.xml", "atom.xml", "feed.json", "index.html"] {
+                removed.push(format!("{lang}/{file}"));
+            }
+            if let Some(l) = LangTag::parse(lang) {
+                affected.push(Doc::Feed {
+                    scope: crate::render::Scope::lang(l),
+                    format: crate::layout::Format::Atom,
+                });
+            }
+        }
+        self.languages = Some(languages_now);
+        if !documents.is_empty() || !removed.is_empty() || !affected.is_empty() || everything {
+            // Until this sync is on disk, the feeds folder is behind.
+            self.catalog.set_meta(FEEDS_WRITTEN, "")?;
+        }
         tracing::debug!(
             documents = documents.len(),
-            ms = t.elapsed().as_millis() as u64,
+            affected = affected.len(),
+            everything,
+            ms = started.elapsed().as_millis() as u64,
             "rendered"
         );
         Ok(Synced {
             plan,
             documents,
             removed,
+            affected,
+            everything,
             scan_errors,
+            next_due: refreshed.next,
         })
     }
 
-    /// Writes what a sync rendered to the feeds folder. A failure (disk
-    /// full, read-only folder) does not undo the sync; the caller logs it.
-    pub fn write(&self, synced: &Synced) -> Result<WriteReport, PublishError> {
-        publish::write(&self.config.paths.feeds, &synced.documents, &synced.removed)
+    /// Writes what a sync changed to the feeds folder: the hot documents,
+    /// and the documents it touched or, after a large change, every
+    /// document (stale files herald wrote earlier are removed). A failure
+    /// (disk full, read-only folder) does not undo the sync; the caller
+    /// logs it and asks for everything next time.
+    pub fn write(&self, synced: &Synced) -> Result<WriteReport, EngineError> {
+        if synced.everything {
+            return self.write_everything();
+        }
+        let report = self.write_changes(synced)?;
+        self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
+        Ok(report)
     }
 
-    /// Writes the given documents (all of them, after a failed write).
-    pub fn write_documents(
-        &self,
-        documents: &[Document],
-        removed: &[String],
-    ) -> Result<WriteReport, PublishError> {
-        publish::write(&self.config.paths.feeds, documents, removed)
+    fn write_changes(&self, synced: &Synced) -> Result<WriteReport, EngineError> {
+        let site = self.site()?;
+        let layout = self.layout(&site);
+        let mut w = publish::Writer::open(&self.config.paths.feeds)?;
+        w.write(&synced.documents)?;
+        w.remove(&synced.removed)?;
+        for batch in synced.affected.chunks(WRITE_BATCH) {
+            let (docs, gone) = layout.render_all(batch)?;
+            w.write(&docs)?;
+            w.remove(&gone)?;
+        }
+        Ok(w.finish()?)
+    }
+
+    /// Renders and writes every document, removing files herald wrote
+    /// earlier that no longer exist.
+    pub fn write_everything(&self) -> Result<WriteReport, EngineError> {
+        let site = self.site()?;
+        let layout = self.layout(&site);
+        let all = layout.all()?;
+        let mut w = publish::Writer::open(&self.config.paths.feeds)?;
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        for batch in all.chunks(WRITE_BATCH) {
+            if let Some(progress) = &self.progress {
+                progress();
+            }
+            let (docs, _) = layout.render_all(batch)?;
+            keep.extend(docs.iter().map(|d| d.path.clone()));
+            w.write(&docs)?;
+        }
+        let stale: Vec<String> = publish::read_manifest(&self.config.paths.feeds)
+            .into_iter()
+            .filter(|p| !keep.contains(p))
+            .collect();
+        w.remove(&stale)?;
+        let report = w.finish()?;
+        self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
+        Ok(report)
+    }
+
+    /// Whether the feeds folder holds everything as this configuration
+    /// renders it (written completely after the last change, by this
+    /// version of herald); if not, start-up rewrites all of it.
+    pub fn feeds_complete(&self) -> bool {
+        self.catalog
+            .meta(FEEDS_WRITTEN)
+            .ok()
+            .flatten()
+            .is_some_and(|f| f == self.fingerprint())
+            && self.config.paths.feeds.join(publish::MANIFEST).exists()
+    }
+
+    /// What the feeds folder's content depends on besides the entries.
+    fn fingerprint(&self) -> String {
+        let c = &self.config;
+        let text = format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{}",
+            crate::render::VERSION,
+            c.site.base_url,
+            c.site.title,
+            c.site.description,
+            c.site.author,
+            c.site.default_language,
+            c.feeds.max_entries,
+            c.feeds.tombstone_period.num_seconds(),
+            c.websub.hubs,
+            c.paths.feeds.display(),
+        );
+        crate::snapshot::hex(&sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(text.as_bytes()),
+        ))
+    }
+
+    fn layout<'a>(&'a self, site: &'a Site) -> Layout<'a> {
+        Layout {
+            catalog: &self.catalog,
+            site,
+            max_entries: self.config.feeds.max_entries,
+            tombstones_since: pipeline::now() - self.config.feeds.tombstone_period,
+        }
     }
 
     fn context(&self, reparse_all: bool) -> Context {
@@ -290,7 +438,14 @@ pub fn check(config: &Config) -> Result<(Plan, scan::Listing), EngineError> {
         .filter_map(|f| all_known.get(&f.rel).map(|k| (f.rel.clone(), k.clone())))
         .collect();
     let ctx = context(config, &id_prefix, first_run, true);
-    let plan = pipeline::plan(&catalog, &listing.files, &known, Vec::new(), &ctx)?;
+    let plan = pipeline::plan(
+        &catalog,
+        &listing.files,
+        &known,
+        &mut Vec::new(),
+        &ctx,
+        true,
+    )?;
     Ok((plan, listing))
 }
 
@@ -373,5 +528,6 @@ fn site(
         default_language: config.site.default_language.clone(),
         epoch,
         languages,
+        hubs: config.websub.hubs.clone(),
     })
 }

@@ -45,16 +45,17 @@ pub fn check_parse_render(data: &[u8]) -> Result<(), String> {
         default_language: en,
         epoch,
         languages: Vec::new(),
+        hubs: Vec::new(),
     };
     let entries = [entry];
-    let atom = render::atom::render(&site, &Scope::All, &entries);
+    let atom = render::atom::render(&site, &render::FeedDoc::current(&Scope::ALL, &entries));
     let feed = atom_syndication::Feed::read_from(&atom[..])
         .map_err(|e| format!("Atom not readable: {e}"))?;
     let got = feed.entries.first().ok_or("Atom entry missing")?;
     if got.title.value != entries[0].title || got.id != entries[0].id {
         return Err(format!("Atom title/id changed: {:?}", got.title.value));
     }
-    let rss = render::rss::render(&site, &Scope::All, &entries);
+    let rss = render::rss::render(&site, &render::FeedDoc::current(&Scope::ALL, &entries));
     let channel =
         rss::Channel::read_from(&rss[..]).map_err(|e| format!("RSS not readable: {e}"))?;
     let item = channel.items().first().ok_or("RSS item missing")?;

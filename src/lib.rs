@@ -6,12 +6,15 @@
 //! A clerk drops a file into the watch folder. Data flows one way:
 //!
 //! ```text
-//! watch ──> scan ──> pipeline ──(announcement::parse)──> catalog ──> render ──> publish ──> feeds/
-//!                                                                        └──> snapshot ──> serve (HTTP)
+//! watch ──> scan ──> pipeline ──(announcement::parse)──> catalog ──> layout/render ──> publish ──> feeds/
+//!                                                                     ├──> snapshot (hot) ──┐
+//!                                                                     └──> on_demand ───────┴──> serve (HTTP)
 //! ```
 //!
 //! `herald build` runs that once; `herald serve` runs it on every batch of
-//! file events and keeps the rendered documents in memory.
+//! file events (and when a scheduled entry is due), keeps the hot documents
+//! (the feeds and indexes of everything and of each language) ready in
+//! memory, and renders the rest (pages, archives, tag feeds) on request.
 //!
 //! # Codemap
 //!
@@ -23,14 +26,19 @@
 //!   [`announcement::lang`] (BCP 47 tags, detection).
 //! - [`scan`]: the watch folder -> candidate files; ignore rules; symlink containment.
 //! - [`pipeline`]: files + state -> a plan: the rules for ids, dates,
-//!   renames and rejections; also renders the feed documents.
-//! - [`catalog`]: the SQLite state; the only module that touches the database.
-//! - [`render`]: catalog entries -> RSS, Atom and HTML bytes, pure.
+//!   renames and rejections.
+//! - [`catalog`]: the SQLite state; the only module that touches the
+//!   database; which entries are shown now (scheduling, withdrawals),
+//!   tombstones, translations, tags.
+//! - [`layout`]: the URL layout — every document (feeds per scope, monthly
+//!   archives, pages, OPML), its path, and how it is rendered from the state.
+//! - [`render`]: entries -> RSS, Atom, JSON Feed, OPML and HTML bytes, pure.
 //! - [`publish`]: documents -> the feeds folder, atomically; the only writer there.
 //! - [`engine`]: configuration + state; runs one sync (scan, plan, apply, render, write).
-//! - [`snapshot`]: published documents in memory, pre-compressed, with validators.
+//! - [`snapshot`]: the hot documents in memory, pre-compressed, with validators.
+//! - [`on_demand`]: the other documents, rendered per request, in a bounded cache.
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
-//! - [`serve`]: hyper; answers from the snapshot only; the only HTTP code.
+//! - [`serve`]: hyper; answers from the snapshot and on-demand documents only; the only HTTP server code.
 //! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
@@ -59,8 +67,10 @@ pub mod daemon;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod layout;
 pub mod logging;
 pub mod metrics;
+pub mod on_demand;
 pub mod pipeline;
 pub mod publish;
 pub mod render;

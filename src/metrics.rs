@@ -114,6 +114,14 @@ impl Metrics {
         self.beat();
     }
 
+    /// Whether the last write to the feeds folder worked.
+    pub fn disk(&self, ok: bool) {
+        if !ok {
+            self.publish_write_failures.fetch_add(1, Relaxed);
+        }
+        self.disk_ok.store(ok, Relaxed);
+    }
+
     /// `Ok(note)` when healthy (note says what is degraded), `Err(why)` when
     /// the publishing pipeline is stuck.
     pub fn health(&self) -> Result<&'static str, String> {

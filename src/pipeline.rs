@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::announcement::{self, Announcement, ParseOptions};
 use crate::catalog::{Catalog, CatalogError, Change, Entry, Known};
-use crate::publish::{self, Document};
-use crate::render::{self, Scope, Site};
+use crate::layout::Footprint;
+use crate::render;
 use crate::scan::FileInfo;
 
 /// Called now and then during long work, to show the publisher is alive.
@@ -59,8 +59,9 @@ pub enum Status {
 pub struct Outcome {
     pub rel: String,
     pub status: Status,
-    /// The entry as it is (or will stay) published. `None` for rejected
-    /// files and for unchanged files that were not re-parsed.
+    /// The entry as it is (or will stay) published, without its content
+    /// and summary (see [`slim`]). `None` for rejected files and for
+    /// unchanged files that were not re-parsed.
     pub entry: Option<Entry>,
     pub encoding: Option<&'static str>,
     pub error: Option<String>,
@@ -75,23 +76,44 @@ pub struct Outcome {
 pub struct Plan {
     pub outcomes: Vec<Outcome>,
     pub changes: Vec<Change>,
-    /// Entries unpublished because their file is gone.
-    pub deleted: Vec<Entry>,
-    /// Entries whose page must be (re)rendered.
-    pub pages: Vec<Entry>,
-    /// Page paths that no longer exist.
-    pub pages_removed: Vec<String>,
+    /// Ids of entries unpublished because their file is gone.
+    pub deleted: Vec<String>,
+    /// Where the changed entries were and are (to know what to re-render).
+    pub footprints: Vec<Footprint>,
+}
+
+impl Plan {
+    /// Adds a later chunk's plan to this one.
+    pub fn extend(&mut self, other: Plan) {
+        self.outcomes.extend(other.outcomes);
+        self.changes.extend(other.changes);
+        self.deleted.extend(other.deleted);
+        self.footprints.extend(other.footprints);
+    }
+}
+
+/// An entry without its content and summary: what reports need.
+pub fn slim(e: &Entry) -> Entry {
+    Entry {
+        content: String::new(),
+        summary: String::new(),
+        ..e.clone()
+    }
 }
 
 /// Decides what to do with `files` (present now) and `gone` (live paths
 /// whose file disappeared). `known` holds the live catalog rows for the
-/// paths in `files`.
+/// paths in `files`. A gone path whose bytes turn up as a new file is a
+/// rename and leaves `gone`; with `finish`, the rest are deleted. (A large
+/// folder is planned in chunks, each applied before the next is planned;
+/// only the last chunk finishes.)
 pub fn plan(
     catalog: &Catalog,
     files: &[FileInfo],
     known: &HashMap<String, Known>,
-    gone: Vec<(String, Known)>,
+    gone: &mut Vec<(String, Known)>,
     ctx: &Context,
+    finish: bool,
 ) -> Result<Plan, CatalogError> {
     let mut plan = Plan::default();
     let mut to_read = Vec::new();
@@ -118,7 +140,6 @@ pub fn plan(
 
     let parsed = read_and_parse_all(&to_read, ctx);
 
-    let mut gone: Vec<(String, Known)> = gone;
     let mut claimed_ids: HashSet<String> = HashSet::new();
     let mut claimed_slugs: HashSet<String> = HashSet::new();
     for (f, result) in to_read.into_iter().zip(parsed) {
@@ -201,7 +222,7 @@ pub fn plan(
                         p.id
                     ));
                 }
-                let old_page = render::page_path(&p);
+                let before = Footprint::of(&p);
                 let e = entry(
                     a,
                     Placement {
@@ -216,8 +237,8 @@ pub fn plan(
                         updated: updated.max(published),
                     },
                 );
-                if render::page_path(&e) != old_page {
-                    plan.pages_removed.push(old_page);
+                if Footprint::of(&e) != before {
+                    plan.footprints.push(before);
                 }
                 e
             }
@@ -238,7 +259,7 @@ pub fn plan(
                 } else {
                     ctx.now
                 };
-                let published = a.published.unwrap_or(seen);
+                let published = a.published.or(a.publish_at).unwrap_or(seen);
                 let updated = a.updated.unwrap_or(published).max(published);
                 entry(
                     a,
@@ -268,24 +289,26 @@ pub fn plan(
                 path: f.rel.clone(),
             });
         } else if status != Status::Unchanged {
+            plan.footprints.push(Footprint::of(&entry));
             plan.changes.push(Change::Upsert(Box::new(entry.clone())));
-            plan.pages.push(entry.clone());
         }
-        let mut o = outcome(&f.rel, status, Some(entry));
+        let mut o = outcome(&f.rel, status, Some(slim(&entry)));
         o.encoding = Some(encoding);
         o.warnings = warnings;
         plan.outcomes.push(o);
     }
 
-    for (path, k) in gone {
-        if let Some(e) = catalog.entry(&k.id)? {
-            plan.pages_removed.push(render::page_path(&e));
-            plan.changes.push(Change::Delete {
-                id: k.id.clone(),
-                at: ctx.now,
-            });
-            plan.changes.push(Change::ClearReject { path });
-            plan.deleted.push(e);
+    if finish {
+        for (path, k) in gone.drain(..) {
+            if let Some(e) = catalog.entry(&k.id)? {
+                plan.footprints.push(Footprint::of(&e));
+                plan.changes.push(Change::Delete {
+                    id: k.id.clone(),
+                    at: ctx.now,
+                });
+                plan.changes.push(Change::ClearReject { path });
+                plan.deleted.push(e.id);
+            }
         }
     }
     plan.outcomes.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -337,7 +360,7 @@ impl Placement {
     /// A placement for an announcement that is not backed by a file (fuzzing,
     /// property tests): dates from the announcement, else `fallback`.
     pub fn detached(id: &str, a: &Announcement, fallback: DateTime<FixedOffset>) -> Placement {
-        let published = a.published.unwrap_or(fallback);
+        let published = a.published.or(a.publish_at).unwrap_or(fallback);
         Placement {
             id: id.to_string(),
             slug: slug_of(id),
@@ -373,6 +396,12 @@ pub fn entry(a: Announcement, p: Placement) -> Entry {
         author: a.author,
         tags: a.tags,
         warnings: a.warnings,
+        translation_key: a.translation_key,
+        publish_at: a.publish_at,
+        expires: a.expires,
+        withdrawn: a.withdrawn,
+        withdrawn_comment: a.withdrawn_comment,
+        translations: Vec::new(),
     }
 }
 
@@ -517,56 +546,6 @@ pub fn time_of(mtime_ns: i64) -> DateTime<FixedOffset> {
 /// `now` as herald records it: UTC, whole seconds.
 pub fn now() -> DateTime<FixedOffset> {
     time_of(Utc::now().timestamp().saturating_mul(1_000_000_000))
-}
-
-/// Renders every feed and index from the catalog, plus the given pages.
-pub fn render_documents(
-    catalog: &Catalog,
-    site: &Site,
-    max_entries: usize,
-    pages: &[Entry],
-) -> Result<Vec<Document>, CatalogError> {
-    let mut docs = Vec::new();
-    let mut scopes = vec![Scope::All];
-    scopes.extend(site.languages.iter().map(|(l, _)| Scope::Lang(l.clone())));
-    for scope in &scopes {
-        let lang = match scope {
-            Scope::All => None,
-            Scope::Lang(l) => Some(l.primary()),
-        };
-        let entries = catalog.latest(lang, max_entries)?;
-        let last_modified = entries.iter().map(|e| e.updated.timestamp()).max();
-        let dir = scope.dir();
-        docs.push(Document {
-            path: format!("{dir}rss.xml"),
-            bytes: render::rss::render(site, scope, &entries).into(),
-            content_type: publish::RSS,
-            last_modified,
-        });
-        docs.push(Document {
-            path: format!("{dir}atom.xml"),
-            bytes: render::atom::render(site, scope, &entries).into(),
-            content_type: publish::ATOM,
-            last_modified,
-        });
-        docs.push(Document {
-            path: format!("{dir}index.html"),
-            bytes: render::html::index(site, scope, &entries)
-                .into_bytes()
-                .into(),
-            content_type: publish::HTML,
-            last_modified,
-        });
-    }
-    for e in pages {
-        docs.push(Document {
-            path: render::page_path(e),
-            bytes: render::html::entry(site, e).into_bytes().into(),
-            content_type: publish::HTML,
-            last_modified: Some(e.updated.timestamp()),
-        });
-    }
-    Ok(docs)
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-const MANIFEST: &str = ".herald-manifest";
+/// Lists every file herald wrote in the feeds folder.
+pub const MANIFEST: &str = ".herald-manifest";
 
 /// One document at a path below the base URL (`uk/atom.xml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,8 @@ pub struct Document {
 pub const RSS: &str = "application/rss+xml; charset=utf-8";
 pub const ATOM: &str = "application/atom+xml; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
+pub const JSON: &str = "application/feed+json; charset=utf-8";
+pub const OPML: &str = "text/x-opml; charset=utf-8";
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct WriteReport {
@@ -45,92 +48,144 @@ pub struct PublishError {
 }
 
 /// Writes `documents` and removes `removed` (paths below the base URL).
-///
-/// All new files are first written to temporary files, then made durable
-/// with one `syncfs` (instead of one fsync per file, which made large
-/// publishes slow), then renamed into place; the folders are fsynced last.
 pub fn write(
     dir: &Path,
     documents: &[Document],
     removed: &[String],
 ) -> Result<WriteReport, PublishError> {
-    let err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PublishError { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(err(dir))?;
-    let mut manifest = read_manifest(dir);
-    let before = manifest.clone();
-    let mut report = WriteReport::default();
-    let mut touched_dirs = BTreeSet::new();
-    let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
-    for doc in documents {
-        let Some(target) = safe_join(dir, &doc.path) else {
-            continue;
-        };
-        let parent = target.parent().unwrap_or(dir).to_path_buf();
-        if std::fs::read(&target).is_ok_and(|old| old == doc.bytes[..]) {
-            report.unchanged += 1;
-        } else {
-            std::fs::create_dir_all(&parent).map_err(err(&parent))?;
-            staged.push((stage(&target, &doc.bytes).map_err(err(&target))?, target));
-            touched_dirs.insert(parent);
-            report.written += 1;
+    let mut w = Writer::open(dir)?;
+    w.write(documents)?;
+    w.remove(removed)?;
+    w.finish()
+}
+
+/// Writes documents in batches and updates the manifest once at the end
+/// (large publishes: the manifest lists every file herald wrote).
+///
+/// Each batch's files are first written to temporary files, then made
+/// durable with one `syncfs` (instead of one fsync per file, which made
+/// large publishes slow), then renamed into place; the folders are fsynced
+/// last.
+pub struct Writer {
+    dir: PathBuf,
+    manifest: BTreeSet<String>,
+    before: BTreeSet<String>,
+    report: WriteReport,
+}
+
+fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError {
+    let path = path.to_path_buf();
+    move |source| PublishError { path, source }
+}
+
+impl Writer {
+    pub fn open(dir: &Path) -> Result<Writer, PublishError> {
+        std::fs::create_dir_all(dir).map_err(err(dir))?;
+        let manifest = read_manifest(dir);
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            before: manifest.clone(),
+            manifest,
+            report: WriteReport::default(),
+        })
+    }
+
+    /// Writes one batch; files whose bytes did not change are not touched.
+    pub fn write(&mut self, documents: &[Document]) -> Result<(), PublishError> {
+        let dir = self.dir.clone();
+        let mut touched_dirs = BTreeSet::new();
+        let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
+        for doc in documents {
+            let Some(target) = safe_join(&dir, &doc.path) else {
+                continue;
+            };
+            let parent = target.parent().unwrap_or(&dir).to_path_buf();
+            if std::fs::read(&target).is_ok_and(|old| old == doc.bytes[..]) {
+                self.report.unchanged += 1;
+            } else {
+                std::fs::create_dir_all(&parent).map_err(err(&parent))?;
+                staged.push((stage(&target, &doc.bytes).map_err(err(&target))?, target));
+                touched_dirs.insert(parent);
+                self.report.written += 1;
+            }
+            self.manifest.insert(doc.path.clone());
         }
-        manifest.insert(doc.path.clone());
-    }
-    for path in removed {
-        manifest.remove(path);
-    }
-    if manifest != before {
-        let target = dir.join(MANIFEST);
-        let text: String = manifest.iter().map(|p| format!("{p}\n")).collect();
-        staged.push((
-            stage(&target, text.as_bytes()).map_err(err(&target))?,
-            target,
-        ));
-        touched_dirs.insert(dir.to_path_buf());
-    }
-    if !staged.is_empty() {
-        sync_filesystem(dir).map_err(err(dir))?;
-    }
-    for (tmp, target) in staged {
-        tmp.persist(&target).map_err(|e| PublishError {
-            path: target.clone(),
-            source: e.error,
-        })?;
-    }
-    for path in removed {
-        if !before.contains(path) {
-            continue; // not ours: never delete what herald did not write
+        if !staged.is_empty() {
+            sync_filesystem(&dir).map_err(err(&dir))?;
         }
-        if let Some(target) = safe_join(dir, path) {
-            match std::fs::remove_file(&target) {
-                Ok(()) => report.removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(PublishError {
-                        path: target,
-                        source: e,
-                    })
+        for (tmp, target) in staged {
+            tmp.persist(&target).map_err(|e| PublishError {
+                path: target.clone(),
+                source: e.error,
+            })?;
+        }
+        sync_dirs(touched_dirs);
+        Ok(())
+    }
+
+    /// Removes files herald wrote earlier (never anything else).
+    pub fn remove(&mut self, removed: &[String]) -> Result<(), PublishError> {
+        let mut touched_dirs = BTreeSet::new();
+        for path in removed {
+            if !self.manifest.remove(path) && !self.before.contains(path) {
+                continue; // not ours: never delete what herald did not write
+            }
+            if let Some(target) = safe_join(&self.dir, path) {
+                match std::fs::remove_file(&target) {
+                    Ok(()) => self.report.removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(PublishError {
+                            path: target,
+                            source: e,
+                        })
+                    }
+                }
+                // Remove folders left empty (a language's, a tag's, an
+                // archive month's); fails harmlessly when not empty.
+                let mut parent = target.parent();
+                while let Some(p) = parent {
+                    if p == self.dir || std::fs::remove_dir(p).is_err() {
+                        break;
+                    }
+                    touched_dirs.insert(p.parent().unwrap_or(&self.dir).to_path_buf());
+                    parent = p.parent();
+                }
+                if let Some(p) = target.parent() {
+                    touched_dirs.insert(p.to_path_buf());
                 }
             }
-            if let Some(parent) = target.parent() {
-                // Remove a language folder left empty; fails harmlessly if not.
-                if parent != dir {
-                    let _ = std::fs::remove_dir(parent);
-                }
-                touched_dirs.insert(parent.to_path_buf());
-            }
         }
+        sync_dirs(touched_dirs);
+        Ok(())
     }
-    for d in touched_dirs {
+
+    /// Writes the manifest if it changed.
+    pub fn finish(self) -> Result<WriteReport, PublishError> {
+        if self.manifest != self.before {
+            let target = self.dir.join(MANIFEST);
+            let text: String = self.manifest.iter().map(|p| format!("{p}\n")).collect();
+            let tmp = stage(&target, text.as_bytes()).map_err(err(&target))?;
+            std::fs::File::open(&*tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(err(&target))?;
+            tmp.persist(&target).map_err(|e| PublishError {
+                path: target.clone(),
+                source: e.error,
+            })?;
+            sync_dirs([self.dir.clone()].into());
+        }
+        Ok(self.report)
+    }
+}
+
+fn sync_dirs(dirs: BTreeSet<PathBuf>) {
+    for d in dirs {
         // Make the renames durable; a folder that was just removed is fine.
         if let Ok(f) = std::fs::File::open(&d) {
             let _ = f.sync_all();
         }
     }
-    Ok(report)
 }
 
 /// The paths herald wrote earlier.

@@ -23,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
 use crate::metrics::{Metrics, Route};
+use crate::on_demand::OnDemand;
 use crate::snapshot::{Resource, Snapshot};
 
 /// How the server behaves.
@@ -34,6 +35,10 @@ pub struct Options {
     pub max_header_bytes: usize,
     pub access_log: bool,
     pub shutdown_grace: Duration,
+    /// WebSub hubs, announced in a `Link` header on every feed (with the
+    /// feed's own URL as `rel="self"`, built on `base_url`).
+    pub hubs: Vec<String>,
+    pub base_url: String,
 }
 
 /// What one listener answers.
@@ -49,6 +54,8 @@ pub struct Roles {
 #[derive(Clone)]
 pub struct State {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Documents that are not kept ready (pages, archives, tag feeds).
+    pub on_demand: Option<Arc<OnDemand>>,
     pub options: Arc<Options>,
     pub metrics: Arc<Metrics>,
     pub roles: Roles,
@@ -67,11 +74,18 @@ impl State {
                 .unwrap_or(HeaderValue::from_static("public, max-age=60"));
         State {
             snapshot,
+            on_demand: None,
             options: Arc::new(options),
             metrics,
             roles,
             cache_control,
         }
+    }
+
+    /// Renders documents missing from the snapshot with `on_demand`.
+    pub fn with_on_demand(mut self, on_demand: Arc<OnDemand>) -> State {
+        self.on_demand = Some(on_demand);
+        self
     }
 
     /// The same server with other roles (a separate monitoring listener).
@@ -243,17 +257,50 @@ fn respond(
         return not_found();
     }
     let snapshot = state.snapshot.borrow().clone();
-    let Some(resource) = snapshot.get(&key) else {
-        return not_found();
+    let resource = match snapshot.get(&key) {
+        Some(r) => r.clone(),
+        None => match state
+            .on_demand
+            .as_ref()
+            .and_then(|od| blocking(|| od.get(&key)))
+        {
+            Some(r) => r,
+            None => return not_found(),
+        },
     };
-    let kind = if key.ends_with(".xml") {
+    let is_feed = key.ends_with(".xml") || key.ends_with(".json");
+    let mut response = represent(state, &resource, method, headers);
+    if is_feed && !state.options.hubs.is_empty() && !key.contains("/archive/") {
+        let mut link = String::new();
+        for hub in &state.options.hubs {
+            link.push_str(&format!("<{hub}>; rel=\"hub\", "));
+        }
+        link.push_str(&format!(
+            "<{}{}>; rel=\"self\"",
+            state.options.base_url,
+            crate::render::encode_path(&key)
+        ));
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, v);
+        }
+    }
+    let kind = if is_feed || key.ends_with(".opml") {
         Route::Feed
     } else if key == "index.html" || key.ends_with("/index.html") {
         Route::Index
     } else {
         Route::Page
     };
-    (kind, represent(state, resource, method, headers))
+    (kind, response)
+}
+
+/// Runs blocking work (SQLite, compression) from a request handler without
+/// stalling the runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// The response for a resource: validators, encoding, 304 or 200.

@@ -31,6 +31,17 @@ pub struct Resource {
     pub last_modified_secs: i64,
 }
 
+impl Resource {
+    /// Bytes held, all encodings together.
+    pub fn size(&self) -> usize {
+        self.identity.len()
+            + self.gzip.as_ref().map_or(0, Bytes::len)
+            + self.brotli.as_ref().map_or(0, Bytes::len)
+            + self.digest.len()
+            + self.last_modified.len()
+    }
+}
+
 /// Path (below the base URL, e.g. `uk/atom.xml`) -> resource.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
@@ -79,7 +90,8 @@ impl Snapshot {
     }
 }
 
-fn resource(doc: &Document, digest: String, now: i64) -> Resource {
+/// A document made servable: validators computed, encodings compressed.
+pub fn resource(doc: &Document, digest: String, now: i64) -> Resource {
     let secs = doc.last_modified.unwrap_or(now).max(0);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
     let compress = doc.bytes.len() >= MIN_COMPRESS;
@@ -113,7 +125,7 @@ fn brotli(bytes: &[u8]) -> Option<Bytes> {
     (out.len() < bytes.len()).then(|| Bytes::from(out))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

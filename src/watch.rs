@@ -86,6 +86,9 @@ pub fn run(
         .map(|d| Instant::now() + d);
     let mut missing_logged = false;
     let mut pending_full = false;
+    // When a scheduled entry is due (publish_at / expires): checked at
+    // once, then whenever a sync says when the next one is.
+    let mut due: Option<Instant> = Some(Instant::now());
     loop {
         // Polling mode (network filesystems) uses no notify watcher: a full
         // rescan every interval sees everything, deletions included.
@@ -138,15 +141,23 @@ pub fn run(
             });
             poll.map_or(rescan, |p| rescan.min(p))
         };
+        let wait = match due {
+            Some(t) => wait.min(t.saturating_duration_since(Instant::now())),
+            None => wait,
+        };
         let mut paths = BTreeSet::new();
         let mut full = std::mem::take(&mut pending_full);
         let mut new_config = None;
+        let mut time_due = false;
         match rx.recv_timeout(wait.min(BEAT)) {
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(msg) => {
                 if collect(msg, &mut paths, &mut full, &mut new_config) {
                     return;
                 }
+            }
+            Err(RecvTimeoutError::Timeout) if due.is_some_and(|t| t <= Instant::now()) => {
+                time_due = true;
             }
             Err(RecvTimeoutError::Timeout) if wait > BEAT => continue,
             Err(RecvTimeoutError::Timeout) => {
@@ -179,7 +190,7 @@ pub fn run(
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        let mut all_pages = false;
+        let mut everything = false;
         if let Some((config, reply)) = new_config {
             let watch_changed = config.paths.watch != engine.config().paths.watch
                 || config.watch.poll_interval != engine.config().watch.poll_interval;
@@ -191,7 +202,7 @@ pub fn run(
             }
             reload_replies.push(reply);
             full = true;
-            all_pages = true; // the title or base URL may have changed
+            everything = true; // the title or base URL may have changed
         }
         if full {
             next_rescan = engine
@@ -204,17 +215,27 @@ pub fn run(
             Some(r) => paths.iter().filter_map(|p| relevant(r, p)).collect(),
             None => Vec::new(),
         };
-        if !full && rels.is_empty() {
+        if due.is_some_and(|t| t <= Instant::now()) {
+            time_due = true;
+        }
+        if !full && rels.is_empty() && !time_due {
             continue;
         }
         let started = Instant::now();
         let result = if full {
-            engine.sync_full(all_pages)
-        } else {
+            engine.sync_full(everything)
+        } else if !rels.is_empty() {
             engine.sync_paths(&rels)
+        } else {
+            engine.sync_time()
         };
         match result {
             Ok(synced) => {
+                due = synced.next_due.map(|at| {
+                    let ms = (at - crate::pipeline::now()).num_milliseconds().max(0);
+                    // Whole seconds are stored: a little late, never early.
+                    Instant::now() + Duration::from_millis(ms as u64 + 20)
+                });
                 debug!(
                     full,
                     paths = rels.len(),
@@ -230,6 +251,7 @@ pub fn run(
                 root = canonical_root(&engine);
             }
             Err(e) => {
+                due = due.map(|_| Instant::now() + Duration::from_secs(1));
                 error!(error = %e, "sync failed; will retry with a full rescan");
                 pending_full = true;
                 std::thread::sleep(Duration::from_millis(500));

@@ -31,6 +31,7 @@ fn site() -> Site {
         default_language: LangTag::parse("en").unwrap(),
         epoch: DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap(),
         languages: vec![],
+        hubs: vec![],
     }
 }
 
@@ -48,8 +49,8 @@ fn entry(i: usize, a: Announcement) -> Entry {
 fn round_trip(entries: &[Entry]) -> Result<(), TestCaseError> {
     let site = site();
     for bytes in [
-        render::atom::render(&site, &Scope::All, entries),
-        render::rss::render(&site, &Scope::All, entries),
+        render::atom::render(&site, &render::FeedDoc::current(&Scope::ALL, entries)),
+        render::rss::render(&site, &render::FeedDoc::current(&Scope::ALL, entries)),
     ] {
         let text =
             String::from_utf8(bytes.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;

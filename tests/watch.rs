@@ -205,9 +205,20 @@ fn deletion_and_folder_moves() {
     let titles = wait_feed(&d, "folder moved out", |t| t.is_empty());
     assert!(titles.is_empty());
     assert_eq!(
-        d.get("/de/atom.xml").status,
+        d.get("/de/rss.xml").status,
         404,
         "empty language feed is gone"
+    );
+    assert_eq!(d.get("/de/").status, 404, "and its index");
+    // ... but its Atom feed announces the withdrawals (RFC 6721).
+    let atom = d.get("/de/atom.xml");
+    assert_eq!(atom.status, 200);
+    assert!(feed_ids(&atom).is_empty());
+    assert_eq!(
+        atom.text().matches("<at:deleted-entry ").count(),
+        2,
+        "{}",
+        atom.text()
     );
 }
 

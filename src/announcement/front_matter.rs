@@ -19,6 +19,16 @@ pub struct FrontMatter {
     pub summary: Option<String>,
     pub author: Option<String>,
     pub tags: Vec<String>,
+    /// Announcements with the same key are translations of each other.
+    pub translation_key: Option<String>,
+    /// Not shown anywhere before this moment.
+    pub publish_at: Option<DateTime<FixedOffset>>,
+    /// Withdrawn at this moment.
+    pub expires: Option<DateTime<FixedOffset>>,
+    /// Withdrawn now: removed from feeds and announced as deleted.
+    pub withdrawn: bool,
+    /// Why it was withdrawn (shown in the tombstone).
+    pub withdrawn_comment: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -168,12 +178,36 @@ impl FrontMatter {
                 }
                 _ => expect_text(&mut self.author, &mut self.warnings),
             },
-            "date" | "published" | "updated" => {
+            "translation_key" | "translation" | "translations" => {
+                expect_text(&mut self.translation_key, &mut self.warnings)
+            }
+            "withdrawn" | "retracted" => match value.text().as_deref() {
+                Some("true" | "yes" | "on") => self.withdrawn = true,
+                Some("false" | "no" | "off") => self.withdrawn = false,
+                // Any other text: withdrawn, and the text says why.
+                Some(reason) => {
+                    self.withdrawn = true;
+                    self.withdrawn_comment
+                        .get_or_insert_with(|| reason.to_string());
+                }
+                None => self.warnings.push(format!(
+                    "front matter `{key}` is not true or false; ignored"
+                )),
+            },
+            "withdrawn_comment" | "withdrawal_comment" | "withdrawn_reason" => match value.text() {
+                Some(s) => self.withdrawn_comment = Some(s),
+                None => self
+                    .warnings
+                    .push(format!("front matter `{key}` is not a text value; ignored")),
+            },
+            "date" | "published" | "updated" | "publish_at" | "expires" | "expires_at"
+            | "expiry" => {
                 let parsed = value.text().map(|s| parse_date(&s).ok_or(s));
-                let slot = if key == "updated" {
-                    &mut self.updated
-                } else {
-                    &mut self.published
+                let slot = match key {
+                    "updated" => &mut self.updated,
+                    "publish_at" => &mut self.publish_at,
+                    "expires" | "expires_at" | "expiry" => &mut self.expires,
+                    _ => &mut self.published,
                 };
                 match parsed {
                     Some(Ok(d)) => *slot = Some(d),

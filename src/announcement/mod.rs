@@ -99,6 +99,13 @@ pub struct Announcement {
     pub id: Option<String>,
     pub author: Option<String>,
     pub tags: Vec<String>,
+    /// Front matter `translation_key`, else the path without its language
+    /// suffix when the file name has one (`news/tram.uk.md` -> `news/tram`).
+    pub translation_key: Option<String>,
+    pub publish_at: Option<DateTime<FixedOffset>>,
+    pub expires: Option<DateTime<FixedOffset>>,
+    pub withdrawn: bool,
+    pub withdrawn_comment: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -196,6 +203,14 @@ pub fn parse(path: &str, bytes: &[u8], options: &ParseOptions) -> Result<Announc
         id: fm.id,
         author: fm.author,
         tags: fm.tags,
+        translation_key: fm
+            .translation_key
+            .map(|k| format!("key:{k}"))
+            .or_else(|| translation_stem(path)),
+        publish_at: fm.publish_at,
+        expires: fm.expires,
+        withdrawn: fm.withdrawn,
+        withdrawn_comment: fm.withdrawn_comment,
         warnings,
     })
 }
@@ -229,6 +244,14 @@ fn resolve_language(
         Some(d) => (d.lang, LangSource::Detected),
         None => (options.default_language.clone(), LangSource::Default),
     }
+}
+
+/// `news/tram.uk.md` -> `path:news/tram`: files that differ only in their
+/// language suffix are translations of each other.
+fn translation_stem(path: &str) -> Option<String> {
+    lang_from_file_name(path)?;
+    let stem = path.rsplit_once('.')?.0.rsplit_once('.')?.0;
+    Some(format!("path:{stem}"))
 }
 
 /// `tram.uk.md` -> `uk`.

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{encode_path, page_path, Scope, Site};
+use super::{encode_path, page_path, page_path_of, Scope, Site};
 use crate::announcement::lang::LangTag;
 use crate::announcement::text::escape;
 use crate::catalog::Entry;
@@ -23,7 +23,7 @@ article{overflow-wrap:anywhere}img{max-width:100%}";
 
 /// The index of a scope: its feeds, the languages, the newest entries.
 pub fn index(site: &Site, scope: &Scope, entries: &[Entry]) -> String {
-    let lang = scope.lang(site);
+    let lang = scope.lang_of(site);
     let title = scope.title(site);
     let mut h = head(site, lang, &title, &scope.dir());
     h.push_str("<header>\n");
@@ -36,15 +36,17 @@ pub fn index(site: &Site, scope: &Scope, entries: &[Entry]) -> String {
     h.push_str("<ol class=\"entries\">\n");
     for e in entries {
         let attrs = lang_attrs(&e.lang, lang);
-        let _ = writeln!(
+        let _ = write!(
             h,
-            "<li{attrs}><h2><a href=\"{}\">{}</a></h2>\n<time datetime=\"{}\">{}</time>\n<p class=\"summary\">{}</p></li>",
+            "<li{attrs}><h2><a href=\"{}\">{}</a></h2>\n<time datetime=\"{}\">{}</time>\n<p class=\"summary\">{}</p>",
             escape(&relative(&scope.dir(), &page_path(e))),
             escape(&e.title),
             e.published.to_rfc3339(),
             e.published.format("%Y-%m-%d"),
             escape(&e.summary),
         );
+        translations(&mut h, &scope.dir(), e);
+        h.push_str("</li>\n");
     }
     h.push_str("</ol>\n</main>\n");
     foot(&mut h, site);
@@ -54,7 +56,16 @@ pub fn index(site: &Site, scope: &Scope, entries: &[Entry]) -> String {
 /// One announcement's page, with its full text.
 pub fn entry(site: &Site, e: &Entry) -> String {
     let dir = format!("{}/", e.lang.primary());
-    let mut h = head(site, &e.lang, &e.title, &dir);
+    let mut extra = String::new();
+    for t in &e.translations {
+        let _ = writeln!(
+            extra,
+            "<link rel=\"alternate\" hreflang=\"{}\" href=\"{}\">",
+            escape(t.lang.as_str()),
+            escape(&relative(&dir, &page_path_of(&t.lang, &t.slug))),
+        );
+    }
+    let mut h = head_with(site, &e.lang, &e.title, &dir, &extra);
     h.push_str("<header>\n");
     let _ = writeln!(
         h,
@@ -62,7 +73,7 @@ pub fn entry(site: &Site, e: &Entry) -> String {
         escape(&relative(&dir, "")),
         escape(&site.title)
     );
-    nav(&mut h, site, &Scope::Lang(e.lang.primary_tag()));
+    nav(&mut h, site, &Scope::lang(e.lang.primary_tag()));
     h.push_str("</header>\n<main>\n<article>\n");
     let _ = writeln!(h, "<h1>{}</h1>", escape(&e.title));
     let _ = write!(
@@ -83,6 +94,7 @@ pub fn entry(site: &Site, e: &Entry) -> String {
         let _ = write!(h, " · {}", escape(author));
     }
     h.push_str("</p>\n");
+    translations(&mut h, &dir, e);
     h.push_str(&e.content);
     if !e.tags.is_empty() {
         h.push_str("<p>");
@@ -99,7 +111,35 @@ pub fn entry(site: &Site, e: &Entry) -> String {
     h
 }
 
+/// "Also in: ..." with a link to each translation.
+fn translations(h: &mut String, dir: &str, e: &Entry) {
+    if e.translations.is_empty() {
+        return;
+    }
+    h.push_str("<p class=\"translations\">⇄ ");
+    for (i, t) in e.translations.iter().enumerate() {
+        if i > 0 {
+            h.push_str(" · ");
+        }
+        let _ = write!(
+            h,
+            "<a href=\"{}\" hreflang=\"{}\" lang=\"{}\" dir=\"{}\" title=\"{}\">{}</a>",
+            escape(&relative(dir, &page_path_of(&t.lang, &t.slug))),
+            escape(t.lang.as_str()),
+            escape(t.lang.as_str()),
+            if t.lang.is_rtl() { "rtl" } else { "ltr" },
+            escape(&t.title),
+            escape(t.lang.name()),
+        );
+    }
+    h.push_str("</p>\n");
+}
+
 fn head(site: &Site, lang: &LangTag, title: &str, dir: &str) -> String {
+    head_with(site, lang, title, dir, "")
+}
+
+fn head_with(site: &Site, lang: &LangTag, title: &str, dir: &str, extra: &str) -> String {
     let mut h = String::with_capacity(8192);
     let _ = write!(
         h,
@@ -113,7 +153,7 @@ fn head(site: &Site, lang: &LangTag, title: &str, dir: &str) -> String {
     for (l, _) in &site.languages {
         feeds.push((
             Some(l),
-            Scope::Lang(l.clone()).title(site),
+            Scope::lang(l.clone()).title(site),
             format!("{}/", l.primary()),
         ));
     }
@@ -124,6 +164,7 @@ fn head(site: &Site, lang: &LangTag, title: &str, dir: &str) -> String {
         for (kind, file, label) in [
             ("application/atom+xml", "atom.xml", "Atom"),
             ("application/rss+xml", "rss.xml", "RSS"),
+            ("application/feed+json", "feed.json", "JSON Feed"),
         ] {
             let _ = writeln!(
                 h,
@@ -133,6 +174,12 @@ fn head(site: &Site, lang: &LangTag, title: &str, dir: &str) -> String {
             );
         }
     }
+    let _ = writeln!(
+        h,
+        "<link rel=\"outline\" type=\"text/x-opml\" title=\"All feeds (OPML)\" href=\"{}\">",
+        escape(&relative(dir, "feeds.opml"))
+    );
+    h.push_str(extra);
     let _ = writeln!(h, "<style>{STYLE}</style>\n</head>\n<body>");
     h
 }
@@ -142,9 +189,12 @@ fn nav(h: &mut String, site: &Site, scope: &Scope) {
     let here = scope.dir();
     let _ = writeln!(
         h,
-        "<ul class=\"feeds\"><li><a href=\"{}\">Atom</a></li><li><a href=\"{}\">RSS</a></li></ul>",
+        "<ul class=\"feeds\"><li><a href=\"{}\">Atom</a></li><li><a href=\"{}\">RSS</a></li>\
+         <li><a href=\"{}\">JSON Feed</a></li><li><a href=\"{}\">OPML</a></li></ul>",
         escape(&relative(&here, &format!("{here}atom.xml"))),
         escape(&relative(&here, &format!("{here}rss.xml"))),
+        escape(&relative(&here, &format!("{here}feed.json"))),
+        escape(&relative(&here, "feeds.opml")),
     );
     h.push_str("<ul class=\"langs\">");
     let _ = write!(
@@ -210,7 +260,7 @@ mod tests {
     fn index_lists_entries_and_feeds() {
         let site = fixtures::site();
         let entries = vec![fixtures::entry("tram", "uk", "Трамвай <2>", "<p>x</p>")];
-        let html = index(&site, &Scope::All, &entries);
+        let html = index(&site, &Scope::ALL, &entries);
         assert!(html.contains("<html lang=\"en\" dir=\"ltr\">"));
         assert!(html.contains(
             "<li lang=\"uk\" dir=\"ltr\"><h2><a href=\"uk/tram.html\">Трамвай &lt;2&gt;</a>"

@@ -6,12 +6,14 @@
 
 pub mod atom;
 pub mod html;
+pub mod json;
+pub mod opml;
 pub mod rss;
 
 use chrono::{DateTime, FixedOffset};
 
 use crate::announcement::lang::LangTag;
-use crate::catalog::Entry;
+use crate::catalog::{Entry, Tombstone};
 
 /// `herald/VERSION`, for the feeds' generator elements.
 pub const GENERATOR: &str = "herald";
@@ -32,51 +34,205 @@ pub struct Site {
     pub epoch: DateTime<FixedOffset>,
     /// Primary languages with live entries and their counts, sorted.
     pub languages: Vec<(LangTag, usize)>,
+    /// WebSub hubs the feeds advertise.
+    pub hubs: Vec<String>,
 }
 
-/// Which entries a feed or index holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    /// One primary language.
-    Lang(LangTag),
+/// One feed document: a subscription document or an archive (RFC 5005).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedDoc<'a> {
+    pub scope: &'a Scope,
+    /// Newest first.
+    pub entries: &'a [Entry],
+    /// Entries withdrawn lately (RFC 6721; Atom only).
+    pub tombstones: &'a [Tombstone],
+    pub kind: FeedKind<'a>,
+}
+
+/// Where a feed document sits in the feed's history (RFC 5005).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeedKind<'a> {
+    /// The subscription document; `prev` is the newest archive month.
+    Current { prev: Option<&'a str> },
+    /// The archive of one month (`YYYY-MM`), with its older and newer
+    /// neighbours.
+    Archive {
+        month: &'a str,
+        prev: Option<&'a str>,
+        next: Option<&'a str>,
+    },
+}
+
+impl<'a> FeedDoc<'a> {
+    /// A subscription document with no archives and no tombstones.
+    pub fn current(scope: &'a Scope, entries: &'a [Entry]) -> FeedDoc<'a> {
+        FeedDoc {
+            scope,
+            entries,
+            tombstones: &[],
+            kind: FeedKind::Current { prev: None },
+        }
+    }
+
+    /// The document's own path for a file name (`atom.xml`, `rss.xml`).
+    pub fn path(&self, file: &str) -> String {
+        match self.kind {
+            FeedKind::Current { .. } => format!("{}{file}", self.scope.dir()),
+            FeedKind::Archive { month, .. } => archive_path(self.scope, month, file),
+        }
+    }
+}
+
+/// `{dir}archive/{month}/{file}`.
+pub fn archive_path(scope: &Scope, month: &str, file: &str) -> String {
+    format!("{}archive/{month}/{file}", scope.dir())
+}
+
+/// A tag as written in front matter, with its URL slug. Two tags are the
+/// same tag when their slugs are equal.
+#[derive(Debug, Clone)]
+pub struct Tag {
+    /// The slug: lowercased letters and digits of any script, `-` between;
+    /// the same for every spelling that differs only in case or punctuation.
+    pub slug: String,
+    /// How it is shown (the first spelling seen).
+    pub name: String,
+}
+
+impl PartialEq for Tag {
+    fn eq(&self, other: &Tag) -> bool {
+        self.slug == other.slug
+    }
+}
+
+impl Eq for Tag {}
+
+impl std::hash::Hash for Tag {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.slug.hash(state)
+    }
+}
+
+impl PartialOrd for Tag {
+    fn partial_cmp(&self, other: &Tag) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Tag {
+    fn cmp(&self, other: &Tag) -> std::cmp::Ordering {
+        self.slug.cmp(&other.slug)
+    }
+}
+
+impl Tag {
+    pub fn new(name: &str) -> Option<Tag> {
+        let slug = slug(name, 60);
+        (!slug.is_empty()).then(|| Tag {
+            slug,
+            name: name.trim().to_string(),
+        })
+    }
+}
+
+/// Lowercased letters and digits (any script) of `s`, runs of anything else
+/// as one `-`, at most `max` characters.
+pub fn slug(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+            n += 1;
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+            n += 1;
+        }
+        if n >= max {
+            break;
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// Which entries a feed or index holds: all, one primary language, one tag,
+/// or one tag in one language.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub lang: Option<LangTag>,
+    pub tag: Option<Tag>,
 }
 
 impl Scope {
-    /// The folder of its documents below the base URL: `""` or `"uk/"`.
-    pub fn dir(&self) -> String {
-        match self {
-            Scope::All => String::new(),
-            Scope::Lang(l) => format!("{}/", l.primary()),
+    pub const ALL: Scope = Scope {
+        lang: None,
+        tag: None,
+    };
+
+    pub fn lang(lang: LangTag) -> Scope {
+        Scope {
+            lang: Some(lang.primary_tag()),
+            tag: None,
         }
+    }
+
+    pub fn tag(tag: Tag) -> Scope {
+        Scope {
+            lang: None,
+            tag: Some(tag),
+        }
+    }
+
+    /// The primary language subtag, if the scope has one.
+    pub fn primary(&self) -> Option<&str> {
+        self.lang.as_ref().map(LangTag::primary)
+    }
+
+    /// The folder of its documents below the base URL: `""`, `"uk/"`,
+    /// `"tags/tram/"` or `"uk/tags/tram/"`.
+    pub fn dir(&self) -> String {
+        let mut d = String::new();
+        if let Some(l) = &self.lang {
+            d.push_str(l.primary());
+            d.push('/');
+        }
+        if let Some(t) = &self.tag {
+            d.push_str("tags/");
+            d.push_str(&t.slug);
+            d.push('/');
+        }
+        d
     }
 
     pub fn title(&self, site: &Site) -> String {
-        match self {
-            Scope::All => site.title.clone(),
-            Scope::Lang(l) => format!("{} ({})", site.title, l.name()),
+        match (&self.lang, &self.tag) {
+            (None, None) => site.title.clone(),
+            (Some(l), None) => format!("{} ({})", site.title, l.name()),
+            (None, Some(t)) => format!("{}: {}", site.title, t.name),
+            (Some(l), Some(t)) => format!("{}: {} ({})", site.title, t.name, l.name()),
         }
     }
 
-    /// The language a document of this scope is in (the default for `All`).
-    pub fn lang<'a>(&'a self, site: &'a Site) -> &'a LangTag {
-        match self {
-            Scope::All => &site.default_language,
-            Scope::Lang(l) => l,
-        }
+    /// The language a document of this scope is in (the default without one).
+    pub fn lang_of<'a>(&'a self, site: &'a Site) -> &'a LangTag {
+        self.lang.as_ref().unwrap_or(&site.default_language)
     }
 
     pub fn feed_id(&self, site: &Site) -> String {
-        match self {
-            Scope::All => format!("{}feed", site.id_prefix),
-            Scope::Lang(l) => format!("{}feed/{}", site.id_prefix, l.primary()),
-        }
+        format!("{}feed/{}", site.id_prefix, self.dir())
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 
 /// The path (below the base URL) of an entry's page: `uk/tram-detour.html`.
 pub fn page_path(entry: &Entry) -> String {
-    format!("{}/{}.html", entry.lang.primary(), entry.slug)
+    page_path_of(&entry.lang, &entry.slug)
+}
+
+/// [`page_path`] from a language and a slug.
+pub fn page_path_of(lang: &LangTag, slug: &str) -> String {
+    format!("{}/{slug}.html", lang.primary())
 }
 
 /// An absolute URL for a path below the base URL, percent-encoding what a
@@ -125,6 +281,7 @@ pub(crate) mod fixtures {
                 (LangTag::parse("uk").unwrap(), 1),
                 (LangTag::parse("en").unwrap(), 1),
             ],
+            hubs: vec!["https://hub.example.net/".into()],
         }
     }
 
@@ -149,6 +306,12 @@ pub(crate) mod fixtures {
             author: None,
             tags: vec!["транспорт".into()],
             warnings: vec![],
+            translation_key: None,
+            publish_at: None,
+            expires: None,
+            withdrawn: false,
+            withdrawn_comment: None,
+            translations: vec![],
         }
     }
 }
@@ -164,6 +327,6 @@ mod tests {
             url(&site, "uk/трамвай 2.html"),
             "https://news.example.org/uk/%D1%82%D1%80%D0%B0%D0%BC%D0%B2%D0%B0%D0%B9%202.html"
         );
-        assert_eq!(Scope::Lang(LangTag::parse("pt-BR").unwrap()).dir(), "pt/");
+        assert_eq!(Scope::lang(LangTag::parse("pt-BR").unwrap()).dir(), "pt/");
     }
 }

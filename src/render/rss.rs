@@ -9,25 +9,63 @@ use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
 use rss::{CategoryBuilder, ChannelBuilder, GuidBuilder, ItemBuilder};
 
-use super::{newest_updated, page_path, url, Scope, Site, GENERATOR, VERSION};
+use super::{
+    archive_path, newest_updated, page_path, page_path_of, url, FeedDoc, FeedKind, Site, GENERATOR,
+    VERSION,
+};
 use crate::announcement::text::escape;
 use crate::catalog::Entry;
 
-/// Renders one RSS document.
-pub fn render(site: &Site, scope: &Scope, entries: &[Entry]) -> Vec<u8> {
+/// Renders one RSS document. Archive links (RFC 5005) and hubs are
+/// `atom:link`s; tombstones are Atom-only.
+pub fn render(site: &Site, doc: &FeedDoc) -> Vec<u8> {
+    let scope = doc.scope;
+    let entries = doc.entries;
     let items: Vec<rss::Item> = entries.iter().map(|e| item(site, e)).collect();
-    let self_link = Link {
-        href: url(site, &format!("{}rss.xml", scope.dir())),
-        rel: "self".into(),
+    let link = |href: String, rel: &str| Link {
+        href,
+        rel: rel.into(),
         mime_type: Some("application/rss+xml".into()),
         ..Link::default()
     };
+    let archive =
+        |month: &str, rel: &str| link(url(site, &archive_path(scope, month, "rss.xml")), rel);
+    let mut links = vec![link(url(site, &doc.path("rss.xml")), "self")];
+    let mut extensions = rss::extension::ExtensionMap::default();
+    let mut namespaces = BTreeMap::new();
+    match doc.kind {
+        FeedKind::Current { prev } => {
+            for hub in &site.hubs {
+                links.push(Link {
+                    href: hub.clone(),
+                    rel: "hub".into(),
+                    ..Link::default()
+                });
+            }
+            links.extend(prev.map(|p| archive(p, "prev-archive")));
+        }
+        FeedKind::Archive { prev, next, .. } => {
+            links.push(link(
+                url(site, &format!("{}rss.xml", scope.dir())),
+                "current",
+            ));
+            links.extend(prev.map(|p| archive(p, "prev-archive")));
+            links.extend(next.map(|n| archive(n, "next-archive")));
+            namespaces.insert("fh".to_string(), super::atom::FH.to_string());
+            extensions.entry("fh".into()).or_default().insert(
+                "archive".into(),
+                vec![rss::extension::Extension {
+                    name: "fh:archive".into(),
+                    ..Default::default()
+                }],
+            );
+        }
+    }
     let newest_published = entries
         .iter()
         .map(|e| e.published)
         .max()
         .unwrap_or(site.epoch);
-    let mut namespaces = BTreeMap::new();
     namespaces.insert(
         "atom".to_string(),
         "http://www.w3.org/2005/Atom".to_string(),
@@ -36,17 +74,13 @@ pub fn render(site: &Site, scope: &Scope, entries: &[Entry]) -> Vec<u8> {
         .title(scope.title(site))
         .link(url(site, &scope.dir()))
         .description(site.description.clone())
-        .language(match scope {
-            Scope::All => None,
-            Scope::Lang(l) => Some(l.as_str().to_string()),
-        })
+        .language(scope.lang.as_ref().map(|l| l.as_str().to_string()))
         .generator(Some(format!("{GENERATOR} {VERSION}")))
         .pub_date(Some(newest_published.to_rfc2822()))
         .last_build_date(Some(newest_updated(site, entries).to_rfc2822()))
         .namespaces(namespaces)
-        .atom_ext(Some(AtomExtension {
-            links: vec![self_link],
-        }))
+        .atom_ext(Some(AtomExtension { links }))
+        .extensions(extensions)
         .items(items)
         .build();
     let mut out = Vec::with_capacity(4096 + entries.len() * 4096);
@@ -88,6 +122,22 @@ fn item(site: &Site, e: &Entry) -> rss::Item {
                 .collect::<Vec<_>>(),
         )
         .dublin_core_ext(Some(dc))
+        .atom_ext((!e.translations.is_empty()).then(|| {
+            AtomExtension {
+                links: e
+                    .translations
+                    .iter()
+                    .map(|t| Link {
+                        href: url(site, &page_path_of(&t.lang, &t.slug)),
+                        rel: "alternate".into(),
+                        hreflang: Some(t.lang.as_str().to_string()),
+                        mime_type: Some("text/html".into()),
+                        title: Some(t.title.clone()),
+                        ..Link::default()
+                    })
+                    .collect(),
+            }
+        }))
         .build()
 }
 
@@ -95,7 +145,7 @@ fn item(site: &Site, e: &Entry) -> rss::Item {
 mod tests {
     use super::*;
     use crate::announcement::lang::LangTag;
-    use crate::render::fixtures;
+    use crate::render::{fixtures, Scope};
 
     #[test]
     fn reads_back_with_fields() {
@@ -106,7 +156,10 @@ mod tests {
             "Трамвай <№2> & ремонт",
             "<p>Текст]]>&amp;</p>",
         )];
-        let bytes = render(&site, &Scope::Lang(LangTag::parse("uk").unwrap()), &entries);
+        let bytes = render(
+            &site,
+            &FeedDoc::current(&Scope::lang(LangTag::parse("uk").unwrap()), &entries),
+        );
         let channel = ::rss::Channel::read_from(&bytes[..]).unwrap();
         assert_eq!(channel.language(), Some("uk"));
         assert_eq!(channel.title(), "City & News (Українська)");
@@ -130,7 +183,7 @@ mod tests {
         let site = fixtures::site();
         let mut e = fixtures::entry("fish", "en", "Fish", "<p>x</p>");
         e.summary = "Fish & Chips <Night>: <script>alert(1)</script>".into();
-        let bytes = render(&site, &Scope::All, &[e]);
+        let bytes = render(&site, &FeedDoc::current(&Scope::ALL, &[e]));
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert_eq!(text.matches("<?xml").count(), 1, "{text}");
         assert!(text.starts_with("<?xml"));
@@ -148,8 +201,8 @@ mod tests {
         let site = fixtures::site();
         let entries = vec![fixtures::entry("a", "en", "A", "<p>a</p>")];
         assert_eq!(
-            render(&site, &Scope::All, &entries),
-            render(&site, &Scope::All, &entries)
+            render(&site, &FeedDoc::current(&Scope::ALL, &entries)),
+            render(&site, &FeedDoc::current(&Scope::ALL, &entries))
         );
     }
 }

@@ -1,0 +1,667 @@
+//! The URL layout: every document herald publishes, its path below the base
+//! URL, and how it is rendered from the state.
+//!
+//! ```text
+//! {scope}atom.xml  rss.xml  feed.json  index.html      subscription documents, index
+//! {scope}archive/YYYY-MM/atom.xml  rss.xml               RFC 5005 archives, one per month
+//! {lang}/{slug}.html                                    one page per announcement
+//! feeds.opml                                            every feed, for import
+//! ```
+//! where `{scope}` is `""`, `{lang}/`, `tags/{tag}/` or `{lang}/tags/{tag}/`.
+//!
+//! The subscription documents hold the newest `feeds.max_entries` entries;
+//! the archives hold every older one, by month of publication, so that the
+//! two together are the whole feed with no entry twice. An archive changes
+//! only when an entry in it changes, or when entries age out of the
+//! subscription document into the newest archive.
+//!
+//! "Hot" documents (the feeds and indexes of everything and of each
+//! language) are rendered at every publish and kept ready in memory; the
+//! rest (pages, archives, tag feeds, OPML) are rendered when asked for.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
+
+use crate::announcement::lang::LangTag;
+use crate::catalog::{Catalog, CatalogError, Entry, Filter, Position};
+use crate::publish::{self, Document};
+use crate::render::{self, FeedDoc, FeedKind, Scope, Site, Tag};
+
+/// A feed format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    Atom,
+    Rss,
+    Json,
+}
+
+impl Format {
+    pub fn file(self) -> &'static str {
+        match self {
+            Format::Atom => "atom.xml",
+            Format::Rss => "rss.xml",
+            Format::Json => "feed.json",
+        }
+    }
+
+    fn of_file(file: &str) -> Option<Format> {
+        [Format::Atom, Format::Rss, Format::Json]
+            .into_iter()
+            .find(|f| f.file() == file)
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Atom => publish::ATOM,
+            Format::Rss => publish::RSS,
+            Format::Json => publish::JSON,
+        }
+    }
+}
+
+/// One document herald publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Doc {
+    /// A subscription document.
+    Feed {
+        scope: Scope,
+        format: Format,
+    },
+    /// The archive of one month (`YYYY-MM`); Atom and RSS only.
+    Archive {
+        scope: Scope,
+        month: String,
+        format: Format,
+    },
+    Index {
+        scope: Scope,
+    },
+    Page {
+        lang: String,
+        slug: String,
+    },
+    Opml,
+}
+
+impl Doc {
+    pub fn path(&self) -> String {
+        match self {
+            Doc::Feed { scope, format } => format!("{}{}", scope.dir(), format.file()),
+            Doc::Archive {
+                scope,
+                month,
+                format,
+            } => render::archive_path(scope, month, format.file()),
+            Doc::Index { scope } => format!("{}index.html", scope.dir()),
+            Doc::Page { lang, slug } => format!("{lang}/{slug}.html"),
+            Doc::Opml => "feeds.opml".to_string(),
+        }
+    }
+
+    /// The document at a path, if the path is one herald could publish
+    /// (whether it exists is for [`Layout::render`] to say).
+    pub fn parse(path: &str) -> Option<Doc> {
+        if path == "feeds.opml" {
+            return Some(Doc::Opml);
+        }
+        let mut parts: Vec<&str> = path.split('/').collect();
+        let file = parts.pop()?;
+        let mut lang = None;
+        let mut rest = &parts[..];
+        if let Some(first) = rest.first() {
+            if *first != "tags" && *first != "archive" {
+                let tag = LangTag::parse_known(first)?;
+                if tag.as_str() != *first || tag.primary() != *first {
+                    return None;
+                }
+                lang = Some(tag);
+                rest = &rest[1..];
+            }
+        }
+        if rest.is_empty() {
+            if let (Some(l), Some(slug)) = (&lang, file.strip_suffix(".html")) {
+                if slug != "index" {
+                    return (!slug.is_empty()).then(|| Doc::Page {
+                        lang: l.primary().to_string(),
+                        slug: slug.to_string(),
+                    });
+                }
+            }
+        }
+        let mut tag = None;
+        if rest.first() == Some(&"tags") {
+            let slug = rest.get(1)?;
+            let t = Tag::new(slug)?;
+            if t.slug != *slug {
+                return None;
+            }
+            tag = Some(t);
+            rest = &rest[2..];
+        }
+        let scope = Scope { lang, tag };
+        match rest {
+            [] if file == "index.html" => Some(Doc::Index { scope }),
+            [] => Format::of_file(file).map(|format| Doc::Feed { scope, format }),
+            ["archive", month] => {
+                let format = Format::of_file(file).filter(|f| *f != Format::Json)?;
+                month_range(month)?;
+                Some(Doc::Archive {
+                    scope,
+                    month: month.to_string(),
+                    format,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Rendered at every publish and kept in memory, rather than on demand.
+    pub fn is_hot(&self) -> bool {
+        match self {
+            Doc::Feed { scope, .. } | Doc::Index { scope } => scope.tag.is_none(),
+            _ => false,
+        }
+    }
+}
+
+/// `YYYY-MM` -> `[start, end)` in Unix milliseconds (UTC).
+pub fn month_range(month: &str) -> Option<(i64, i64)> {
+    let (y, m) = month.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    let start = NaiveDate::from_ymd_opt(y, m, 1)?;
+    let end = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)?
+    };
+    let ms = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis())
+    };
+    Some((ms(start)?, ms(end)?))
+}
+
+/// The month (`YYYY-MM`, UTC) of a sort key (Unix milliseconds).
+pub fn month_of(ms: i64) -> String {
+    let d = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+/// What an entry touches: its page, and the feeds of its language and
+/// tags around its month. Taken before and after a change, so that both
+/// the old and the new place get rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Footprint {
+    pub lang: String,
+    pub slug: String,
+    pub tags: Vec<Tag>,
+    pub sort_key: i64,
+}
+
+impl Footprint {
+    pub fn of(e: &Entry) -> Footprint {
+        let mut tags: Vec<Tag> = e.tags.iter().filter_map(|t| Tag::new(t)).collect();
+        tags.sort();
+        tags.dedup_by(|a, b| a.slug == b.slug);
+        Footprint {
+            lang: e.lang.primary().to_string(),
+            slug: e.slug.clone(),
+            tags,
+            sort_key: e.published.timestamp_millis(),
+        }
+    }
+}
+
+/// Renders documents from the state as it is now.
+pub struct Layout<'a> {
+    pub catalog: &'a Catalog,
+    pub site: &'a Site,
+    pub max_entries: usize,
+    /// Entries withdrawn since then are announced as tombstones.
+    pub tombstones_since: DateTime<FixedOffset>,
+}
+
+impl Layout<'_> {
+    /// The hot documents (see [`Doc::is_hot`]) as the site is now.
+    pub fn hot(&self) -> Vec<Doc> {
+        let mut scopes = vec![Scope::ALL];
+        scopes.extend(
+            self.site
+                .languages
+                .iter()
+                .map(|(l, _)| Scope::lang(l.clone())),
+        );
+        let mut docs = Vec::new();
+        for scope in scopes {
+            for format in [Format::Atom, Format::Rss, Format::Json] {
+                docs.push(Doc::Feed {
+                    scope: scope.clone(),
+                    format,
+                });
+            }
+            docs.push(Doc::Index { scope });
+        }
+        docs
+    }
+
+    /// Every document that exists (for `build` and for bringing the feeds
+    /// folder up to date): hot ones, tag feeds, archives, pages, OPML.
+    pub fn all(&self) -> Result<Vec<Doc>, CatalogError> {
+        let mut docs = self.hot();
+        docs.push(Doc::Opml);
+        let mut scopes: Vec<Scope> = vec![Scope::ALL];
+        scopes.extend(
+            self.site
+                .languages
+                .iter()
+                .map(|(l, _)| Scope::lang(l.clone())),
+        );
+        for t in self.catalog.tags()? {
+            let tag = Tag {
+                slug: t.slug.clone(),
+                name: t.name.clone(),
+            };
+            let lang = LangTag::parse(&t.lang);
+            let tag_scope = Scope::tag(tag.clone());
+            if !scopes.contains(&tag_scope) {
+                scopes.push(tag_scope);
+            }
+            scopes.push(Scope {
+                lang,
+                tag: Some(tag),
+            });
+        }
+        for scope in &scopes {
+            if scope.tag.is_some() {
+                for format in [Format::Atom, Format::Rss, Format::Json] {
+                    docs.push(Doc::Feed {
+                        scope: scope.clone(),
+                        format,
+                    });
+                }
+                docs.push(Doc::Index {
+                    scope: scope.clone(),
+                });
+            }
+            for month in self.archive_months(scope)? {
+                for format in [Format::Atom, Format::Rss] {
+                    docs.push(Doc::Archive {
+                        scope: scope.clone(),
+                        month: month.clone(),
+                        format,
+                    });
+                }
+            }
+        }
+        for (lang, slug) in self.catalog.shown_pages()? {
+            docs.push(Doc::Page { lang, slug });
+        }
+        Ok(docs)
+    }
+
+    /// The months that have an archive document in a scope, oldest first.
+    pub fn archive_months(&self, scope: &Scope) -> Result<Vec<String>, CatalogError> {
+        let filter = filter(scope);
+        let mut months = Vec::new();
+        let Some(mut at) = self.catalog.nth(filter, self.max_entries + 1)? else {
+            return Ok(months);
+        };
+        // Walk back month by month from the newest archived entry.
+        loop {
+            let month = month_of(at.sort_key);
+            let Some((start, _)) = month_range(&month) else {
+                break;
+            };
+            months.push(month);
+            match self.catalog.newest_before(filter, start)? {
+                Some(k) => {
+                    at = Position {
+                        sort_key: k,
+                        id: String::new(),
+                    }
+                }
+                None => break,
+            }
+        }
+        months.reverse();
+        Ok(months)
+    }
+
+    /// The documents a set of changes may have changed (besides the hot
+    /// ones): pages, tag feeds and indexes, archives around the months
+    /// touched and around where the subscription documents end, OPML.
+    pub fn affected(&self, footprints: &[Footprint]) -> Result<Vec<Doc>, CatalogError> {
+        let mut docs = BTreeSet::new();
+        let mut scopes: BTreeSet<Scope> = BTreeSet::new();
+        let mut months: BTreeSet<(Scope, i64)> = BTreeSet::new();
+        for f in footprints {
+            docs.insert(Doc::Page {
+                lang: f.lang.clone(),
+                slug: f.slug.clone(),
+            });
+            let lang = LangTag::parse(&f.lang);
+            let mut mine = vec![
+                Scope::ALL,
+                Scope {
+                    lang: lang.clone(),
+                    tag: None,
+                },
+            ];
+            for t in &f.tags {
+                mine.push(Scope::tag(t.clone()));
+                mine.push(Scope {
+                    lang: lang.clone(),
+                    tag: Some(t.clone()),
+                });
+            }
+            for s in mine {
+                months.insert((s.clone(), f.sort_key));
+                scopes.insert(s);
+            }
+        }
+        if !footprints.is_empty() {
+            docs.insert(Doc::Opml);
+        }
+        for scope in &scopes {
+            if scope.tag.is_some() {
+                for format in [Format::Atom, Format::Rss, Format::Json] {
+                    docs.insert(Doc::Feed {
+                        scope: scope.clone(),
+                        format,
+                    });
+                }
+                docs.insert(Doc::Index {
+                    scope: scope.clone(),
+                });
+            }
+            let filter = filter(scope);
+            let mut keys: Vec<i64> = months
+                .range((scope.clone(), i64::MIN)..=(scope.clone(), i64::MAX))
+                .map(|(_, k)| *k)
+                .collect();
+            for n in [self.max_entries, self.max_entries + 1] {
+                if let Some(p) = self.catalog.nth(filter, n)? {
+                    keys.push(p.sort_key);
+                }
+            }
+            let mut touched: BTreeSet<String> = keys.iter().map(|k| month_of(*k)).collect();
+            // Neighbours: their prev/next links may point at a month that
+            // appeared or disappeared.
+            for month in touched.clone() {
+                if let Some((start, end)) = month_range(&month) {
+                    if let Some(k) = self.catalog.newest_before(filter, start)? {
+                        touched.insert(month_of(k));
+                    }
+                    if let Some(k) = self.catalog.oldest_from(filter, end)? {
+                        touched.insert(month_of(k));
+                    }
+                }
+            }
+            for month in touched {
+                for format in [Format::Atom, Format::Rss] {
+                    docs.insert(Doc::Archive {
+                        scope: scope.clone(),
+                        month: month.clone(),
+                        format,
+                    });
+                }
+            }
+        }
+        Ok(docs.into_iter().collect())
+    }
+
+    /// Renders a document; `None` when it does not exist (an unknown page,
+    /// an empty archive month, a tag nobody uses).
+    pub fn render(&self, doc: &Doc) -> Result<Option<Document>, CatalogError> {
+        // A scope parsed from a URL knows its tag's slug only: show the
+        // name the announcements use.
+        let named;
+        let doc = match doc {
+            Doc::Feed { scope, .. } | Doc::Index { scope } | Doc::Archive { scope, .. }
+                if scope.tag.is_some() =>
+            {
+                let mut d = doc.clone();
+                if let Doc::Feed { scope, .. } | Doc::Index { scope } | Doc::Archive { scope, .. } =
+                    &mut d
+                {
+                    if let Some(t) = scope.tag.as_mut() {
+                        if let Some(name) = self.catalog.tag_name(&t.slug)? {
+                            t.name = name;
+                        }
+                    }
+                }
+                named = d;
+                &named
+            }
+            _ => doc,
+        };
+        let site = self.site;
+        let path = doc.path();
+        let out = |bytes: Vec<u8>, content_type, last: Option<i64>| {
+            Some(Document {
+                path: path.clone(),
+                bytes: bytes.into(),
+                content_type,
+                last_modified: last,
+            })
+        };
+        match doc {
+            Doc::Page { lang, slug } => {
+                let Some(mut e) = self.catalog.shown_by_slug(slug)? else {
+                    return Ok(None);
+                };
+                if e.lang.primary() != lang {
+                    return Ok(None);
+                }
+                self.catalog
+                    .fill_translations(std::slice::from_mut(&mut e))?;
+                let last = Some(e.updated.timestamp());
+                Ok(out(
+                    render::html::entry(site, &e).into_bytes(),
+                    publish::HTML,
+                    last,
+                ))
+            }
+            Doc::Opml => {
+                let tags = self.catalog.tags()?;
+                Ok(out(render::opml::render(site, &tags), publish::OPML, None))
+            }
+            Doc::Index { scope } => {
+                let mut entries = self.catalog.latest(filter(scope), self.max_entries)?;
+                if entries.is_empty() && *scope != Scope::ALL {
+                    return Ok(None);
+                }
+                self.catalog.fill_translations(&mut entries)?;
+                let last = newest(&entries);
+                Ok(out(
+                    render::html::index(site, scope, &entries).into_bytes(),
+                    publish::HTML,
+                    last,
+                ))
+            }
+            Doc::Feed { scope, format } => {
+                let filter = filter(scope);
+                let mut entries = self.catalog.latest(filter, self.max_entries)?;
+                let tombstones = if *format == Format::Atom {
+                    self.catalog.tombstones(filter, self.tombstones_since)?
+                } else {
+                    Vec::new()
+                };
+                // A language or tag with nothing shown has no feed, except
+                // an Atom feed announcing what was withdrawn from it.
+                if entries.is_empty() && tombstones.is_empty() && *scope != Scope::ALL {
+                    return Ok(None);
+                }
+                self.catalog.fill_translations(&mut entries)?;
+                let prev = self
+                    .catalog
+                    .nth(filter, self.max_entries + 1)?
+                    .map(|p| month_of(p.sort_key));
+                let feed = FeedDoc {
+                    scope,
+                    entries: &entries,
+                    tombstones: &tombstones,
+                    kind: FeedKind::Current {
+                        prev: prev.as_deref(),
+                    },
+                };
+                let last =
+                    newest(&entries).max(tombstones.iter().map(|t| t.when.timestamp()).max());
+                Ok(out(
+                    self.feed_bytes(&feed, *format),
+                    format.content_type(),
+                    last,
+                ))
+            }
+            Doc::Archive {
+                scope,
+                month,
+                format,
+            } => {
+                let filter = filter(scope);
+                let Some((start, end)) = month_range(month) else {
+                    return Ok(None);
+                };
+                let Some(boundary) = self.catalog.nth(filter, self.max_entries)? else {
+                    return Ok(None);
+                };
+                let mut entries = self.catalog.archived(filter, start, end, &boundary)?;
+                if entries.is_empty() {
+                    return Ok(None);
+                }
+                self.catalog.fill_translations(&mut entries)?;
+                let prev = self.catalog.newest_before(filter, start)?.map(month_of);
+                let next = match self.catalog.oldest_from(filter, end)? {
+                    Some(k) if k < boundary.sort_key => Some(month_of(k)),
+                    Some(k) if k == boundary.sort_key => {
+                        let m = month_of(k);
+                        let has = month_range(&m)
+                            .map(|(s, e)| self.catalog.archived(filter, s, e, &boundary))
+                            .transpose()?
+                            .is_some_and(|v| !v.is_empty());
+                        has.then_some(m)
+                    }
+                    _ => None,
+                };
+                let feed = FeedDoc {
+                    scope,
+                    entries: &entries,
+                    tombstones: &[],
+                    kind: FeedKind::Archive {
+                        month,
+                        prev: prev.as_deref(),
+                        next: next.as_deref(),
+                    },
+                };
+                let last = newest(&entries);
+                Ok(out(
+                    self.feed_bytes(&feed, *format),
+                    format.content_type(),
+                    last,
+                ))
+            }
+        }
+    }
+
+    fn feed_bytes(&self, feed: &FeedDoc, format: Format) -> Vec<u8> {
+        match format {
+            Format::Atom => render::atom::render(self.site, feed),
+            Format::Rss => render::rss::render(self.site, feed),
+            Format::Json => render::json::render(self.site, feed),
+        }
+    }
+
+    /// Renders many documents; those that do not exist are returned as
+    /// paths to remove.
+    pub fn render_all(&self, docs: &[Doc]) -> Result<(Vec<Document>, Vec<String>), CatalogError> {
+        let mut out = Vec::with_capacity(docs.len());
+        let mut gone = Vec::new();
+        for doc in docs {
+            match self.render(doc)? {
+                Some(d) => out.push(d),
+                None => gone.push(doc.path()),
+            }
+        }
+        Ok((out, gone))
+    }
+}
+
+/// The catalog filter of a scope.
+pub fn filter(scope: &Scope) -> Filter<'_> {
+    Filter {
+        lang: scope.primary(),
+        tag: scope.tag.as_ref().map(|t| t.slug.as_str()),
+    }
+}
+
+fn newest(entries: &[Entry]) -> Option<i64> {
+    entries.iter().map(|e| e.updated.timestamp()).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip() {
+        let uk = LangTag::parse("uk").unwrap();
+        let tag = Tag::new("Транспорт").unwrap();
+        let docs = [
+            Doc::Feed {
+                scope: Scope::ALL,
+                format: Format::Atom,
+            },
+            Doc::Feed {
+                scope: Scope::lang(uk.clone()),
+                format: Format::Json,
+            },
+            Doc::Feed {
+                scope: Scope {
+                    lang: Some(uk.clone()),
+                    tag: Some(tag.clone()),
+                },
+                format: Format::Rss,
+            },
+            Doc::Archive {
+                scope: Scope::tag(tag),
+                month: "2025-04".into(),
+                format: Format::Atom,
+            },
+            Doc::Index {
+                scope: Scope::lang(uk),
+            },
+            Doc::Page {
+                lang: "uk".into(),
+                slug: "трамвай".into(),
+            },
+            Doc::Opml,
+        ];
+        for d in docs {
+            assert_eq!(Doc::parse(&d.path()), Some(d.clone()), "{}", d.path());
+        }
+        assert_eq!(Doc::parse("xx/atom.xml"), None);
+        assert_eq!(Doc::parse("archive/2025-13/atom.xml"), None);
+        assert_eq!(Doc::parse("archive/2025-04/feed.json"), None);
+        assert_eq!(
+            Doc::parse("tags/Tram/atom.xml"),
+            None,
+            "slugs are lowercase"
+        );
+        assert_eq!(Doc::parse("uk/index.html").map(|d| d.is_hot()), Some(true));
+        assert_eq!(Doc::parse("a/b/c/d.html"), None);
+    }
+
+    #[test]
+    fn months() {
+        assert_eq!(month_of(0), "1970-01");
+        let (s, e) = month_range("2024-12").unwrap();
+        assert_eq!(month_of(s), "2024-12");
+        assert_eq!(month_of(e), "2025-01");
+        assert_eq!(month_of(e - 1), "2024-12");
+        assert!(month_range("2024-1").is_none());
+    }
+}
