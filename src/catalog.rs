@@ -574,20 +574,49 @@ impl Catalog {
 
     /// Shown entries of a filter published in `[from_ms, to_ms)` that sort
     /// after `after` (newest first), i.e. older than the subscription
-    /// document's last entry: one archive document.
+    /// document's last entry, oldest first, `limit` from `offset`: a page
+    /// of one month's archive.
     pub fn archived(
         &self,
         filter: Filter,
         from_ms: i64,
         to_ms: i64,
         after: &Position,
+        offset: usize,
+        limit: usize,
     ) -> Result<Vec<Entry>, CatalogError> {
-        let (cond, params) = filter.sql(5);
+        let (cond, params) = filter.sql(7);
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM entries WHERE visible = 1{cond}
              AND sort_key >= ?1 AND sort_key < ?2
              AND (sort_key < ?3 OR (sort_key = ?3 AND id > ?4))
-             ORDER BY sort_key DESC, id ASC"
+             ORDER BY sort_key ASC, id DESC LIMIT ?5 OFFSET ?6"
+        );
+        let mut all: Vec<rusqlite::types::Value> = vec![
+            from_ms.into(),
+            to_ms.into(),
+            after.sort_key.into(),
+            after.id.clone().into(),
+            (i64::try_from(limit).unwrap_or(i64::MAX)).into(),
+            (i64::try_from(offset).unwrap_or(i64::MAX)).into(),
+        ];
+        all.extend(params.into_iter().map(rusqlite::types::Value::from));
+        self.entries(&sql, all)
+    }
+
+    /// How many entries [`Catalog::archived`] has in `[from_ms, to_ms)`.
+    pub fn count_archived(
+        &self,
+        filter: Filter,
+        from_ms: i64,
+        to_ms: i64,
+        after: &Position,
+    ) -> Result<usize, CatalogError> {
+        let (cond, params) = filter.sql(5);
+        let sql = format!(
+            "SELECT COUNT(*) FROM entries WHERE visible = 1{cond}
+             AND sort_key >= ?1 AND sort_key < ?2
+             AND (sort_key < ?3 OR (sort_key = ?3 AND id > ?4))"
         );
         let mut all: Vec<rusqlite::types::Value> = vec![
             from_ms.into(),
@@ -596,7 +625,10 @@ impl Catalog {
             after.id.clone().into(),
         ];
         all.extend(params.into_iter().map(rusqlite::types::Value::from));
-        self.entries(&sql, all)
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
+        stmt.query_row(rusqlite::params_from_iter(all), |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(|e| self.db_err(e))
     }
 
     /// The position of the `n`-th newest shown entry (1-based) of a filter.

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! {scope}atom.xml  rss.xml  feed.json  index.html      subscription documents, index
-//! {scope}archive/YYYY-MM/atom.xml  rss.xml               RFC 5005 archives, one per month
+//! {scope}archive/YYYY-MM[-N]/atom.xml  rss.xml           RFC 5005 archives: by month, a busy
+//!                                                       month in pages of 250 entries
 //! {lang}/{slug}.html                                    one page per announcement
 //! feeds.opml                                            every feed, for import
 //! ```
@@ -19,7 +20,7 @@
 //! language) are rendered at every publish and kept ready in memory; the
 //! rest (pages, archives, tag feeds, OPML) are rendered when asked for.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 
@@ -68,7 +69,8 @@ pub enum Doc {
         scope: Scope,
         format: Format,
     },
-    /// The archive of one month (`YYYY-MM`); Atom and RSS only.
+    /// One archive document, by its key (`YYYY-MM` or `YYYY-MM-N`, see
+    /// [`archive_key`]); Atom and RSS only.
     Archive {
         scope: Scope,
         month: String,
@@ -145,7 +147,10 @@ impl Doc {
             [] => Format::of_file(file).map(|format| Doc::Feed { scope, format }),
             ["archive", month] => {
                 let format = Format::of_file(file).filter(|f| *f != Format::Json)?;
-                month_range(month)?;
+                let (m, page) = split_archive_key(month)?;
+                if archive_key(&m, page) != *month {
+                    return None;
+                }
                 Some(Doc::Archive {
                     scope,
                     month: month.to_string(),
@@ -163,6 +168,37 @@ impl Doc {
             _ => false,
         }
     }
+}
+
+/// Entries per archive document: a month with more is split into pages,
+/// oldest entries on the first page, so that adding the newest entries only
+/// ever changes the last page.
+pub const ARCHIVE_PAGE: usize = 250;
+
+/// The key of page `page` (1-based) of a month's archive: `2025-04`,
+/// `2025-04-2`, ...
+pub fn archive_key(month: &str, page: usize) -> String {
+    if page <= 1 {
+        month.to_string()
+    } else {
+        format!("{month}-{page}")
+    }
+}
+
+/// `2025-04-2` -> (`2025-04`, 2); `2025-04` -> (`2025-04`, 1).
+pub fn split_archive_key(key: &str) -> Option<(String, usize)> {
+    let (month, page) = match key.get(7..) {
+        Some("") | None => (key, 1),
+        Some(rest) => {
+            let page: usize = rest.strip_prefix('-')?.parse().ok()?;
+            if page < 2 || page > 1_000_000 {
+                return None;
+            }
+            (key.get(..7)?, page)
+        }
+    };
+    month_range(month)?;
+    Some((month.to_string(), page))
 }
 
 /// `YYYY-MM` -> `[start, end)` in Unix milliseconds (UTC).
@@ -287,7 +323,7 @@ impl Layout<'_> {
                     scope: scope.clone(),
                 });
             }
-            for month in self.archive_months(scope)? {
+            for month in self.archive_keys(scope)? {
                 for format in [Format::Atom, Format::Rss] {
                     docs.push(Doc::Archive {
                         scope: scope.clone(),
@@ -303,32 +339,126 @@ impl Layout<'_> {
         Ok(docs)
     }
 
-    /// The months that have an archive document in a scope, oldest first.
-    pub fn archive_months(&self, scope: &Scope) -> Result<Vec<String>, CatalogError> {
+    /// The keys of every archive document of a scope, oldest first.
+    pub fn archive_keys(&self, scope: &Scope) -> Result<Vec<String>, CatalogError> {
         let filter = filter(scope);
-        let mut months = Vec::new();
-        let Some(mut at) = self.catalog.nth(filter, self.max_entries + 1)? else {
-            return Ok(months);
+        let mut keys = Vec::new();
+        let Some(boundary) = self.catalog.nth(filter, self.max_entries)? else {
+            return Ok(keys);
+        };
+        let Some(mut at) = self
+            .catalog
+            .nth(filter, self.max_entries + 1)?
+            .map(|p| p.sort_key)
+        else {
+            return Ok(keys);
         };
         // Walk back month by month from the newest archived entry.
         loop {
-            let month = month_of(at.sort_key);
+            let month = month_of(at);
             let Some((start, _)) = month_range(&month) else {
                 break;
             };
-            months.push(month);
+            for page in (1..=self.pages(filter, &month, &boundary)?).rev() {
+                keys.push(archive_key(&month, page));
+            }
             match self.catalog.newest_before(filter, start)? {
-                Some(k) => {
-                    at = Position {
-                        sort_key: k,
-                        id: String::new(),
-                    }
-                }
+                Some(k) => at = k,
                 None => break,
             }
         }
-        months.reverse();
-        Ok(months)
+        keys.reverse();
+        Ok(keys)
+    }
+
+    /// How many archive pages a month has.
+    fn pages(
+        &self,
+        filter: Filter,
+        month: &str,
+        boundary: &Position,
+    ) -> Result<usize, CatalogError> {
+        let Some((start, end)) = month_range(month) else {
+            return Ok(0);
+        };
+        let n = self.catalog.count_archived(filter, start, end, boundary)?;
+        Ok(n.div_ceil(ARCHIVE_PAGE))
+    }
+
+    /// The page of its month's archive an entry sorting at `key` is on.
+    fn page_of(
+        &self,
+        filter: Filter,
+        key: i64,
+        boundary: &Position,
+    ) -> Result<usize, CatalogError> {
+        let Some((start, _)) = month_range(&month_of(key)) else {
+            return Ok(1);
+        };
+        let before = self.catalog.count_archived(filter, start, key, boundary)?;
+        Ok(before / ARCHIVE_PAGE + 1)
+    }
+
+    /// The archive document just older than page `page` of `month`.
+    fn prev_archive(
+        &self,
+        filter: Filter,
+        month: &str,
+        page: usize,
+        boundary: &Position,
+    ) -> Result<Option<String>, CatalogError> {
+        if page > 1 {
+            return Ok(Some(archive_key(month, page - 1)));
+        }
+        let Some((start, _)) = month_range(month) else {
+            return Ok(None);
+        };
+        Ok(match self.catalog.newest_before(filter, start)? {
+            Some(k) => {
+                let m = month_of(k);
+                Some(archive_key(&m, self.pages(filter, &m, boundary)?))
+            }
+            None => None,
+        })
+    }
+
+    /// The archive document just newer than page `page` of `month`.
+    fn next_archive(
+        &self,
+        filter: Filter,
+        month: &str,
+        page: usize,
+        boundary: &Position,
+    ) -> Result<Option<String>, CatalogError> {
+        if page < self.pages(filter, month, boundary)? {
+            return Ok(Some(archive_key(month, page + 1)));
+        }
+        let Some((_, end)) = month_range(month) else {
+            return Ok(None);
+        };
+        Ok(match self.catalog.oldest_from(filter, end)? {
+            Some(k) if k <= boundary.sort_key => {
+                let m = month_of(k);
+                (self.pages(filter, &m, boundary)? > 0).then(|| archive_key(&m, 1))
+            }
+            _ => None,
+        })
+    }
+
+    /// The newest archive document of a scope (the subscription document's
+    /// `prev-archive`).
+    fn newest_archive(&self, filter: Filter) -> Result<Option<String>, CatalogError> {
+        let (Some(boundary), Some(p)) = (
+            self.catalog.nth(filter, self.max_entries)?,
+            self.catalog.nth(filter, self.max_entries + 1)?,
+        ) else {
+            return Ok(None);
+        };
+        let m = month_of(p.sort_key);
+        Ok(Some(archive_key(
+            &m,
+            self.pages(filter, &m, &boundary)?.max(1),
+        )))
     }
 
     /// The documents a set of changes may have changed (besides the hot
@@ -379,33 +509,48 @@ impl Layout<'_> {
                 });
             }
             let filter = filter(scope);
-            let mut keys: Vec<i64> = months
-                .range((scope.clone(), i64::MIN)..=(scope.clone(), i64::MAX))
-                .map(|(_, k)| *k)
-                .collect();
+            let Some(boundary) = self.catalog.nth(filter, self.max_entries)? else {
+                continue;
+            };
+            // (month, first page that may have changed)
+            let mut touched: BTreeMap<String, usize> = BTreeMap::new();
+            let mut touch = |m: String, page: usize| {
+                let e = touched.entry(m).or_insert(page);
+                *e = (*e).min(page);
+            };
+            for (_, k) in months.range((scope.clone(), i64::MIN)..=(scope.clone(), i64::MAX)) {
+                touch(month_of(*k), self.page_of(filter, *k, &boundary)?);
+            }
+            // Where the subscription document ends: entries move between it
+            // and the newest archive page.
             for n in [self.max_entries, self.max_entries + 1] {
                 if let Some(p) = self.catalog.nth(filter, n)? {
-                    keys.push(p.sort_key);
+                    let m = month_of(p.sort_key);
+                    let last = self.pages(filter, &m, &boundary)?.max(1);
+                    touch(m, last);
                 }
             }
-            let mut touched: BTreeSet<String> = keys.iter().map(|k| month_of(*k)).collect();
-            // Neighbours: their prev/next links may point at a month that
-            // appeared or disappeared.
-            for month in touched.clone() {
-                if let Some((start, end)) = month_range(&month) {
-                    if let Some(k) = self.catalog.newest_before(filter, start)? {
-                        touched.insert(month_of(k));
-                    }
-                    if let Some(k) = self.catalog.oldest_from(filter, end)? {
-                        touched.insert(month_of(k));
-                    }
+            let mut keys: BTreeSet<String> = BTreeSet::new();
+            for (month, first) in &touched {
+                let last = self.pages(filter, month, &boundary)?;
+                // One past the last: a page that just disappeared.
+                for page in *first..=last + 1 {
+                    keys.insert(archive_key(month, page));
+                }
+                // Neighbours: their prev/next links may point at a page
+                // that appeared or disappeared.
+                if let Some(p) = self.prev_archive(filter, month, 1, &boundary)? {
+                    keys.insert(p);
+                }
+                if let Some(n) = self.next_archive(filter, month, last.max(1), &boundary)? {
+                    keys.insert(n);
                 }
             }
-            for month in touched {
+            for key in keys {
                 for format in [Format::Atom, Format::Rss] {
                     docs.insert(Doc::Archive {
                         scope: scope.clone(),
-                        month: month.clone(),
+                        month: key.clone(),
                         format,
                     });
                 }
@@ -497,10 +642,7 @@ impl Layout<'_> {
                     return Ok(None);
                 }
                 self.catalog.fill_translations(&mut entries)?;
-                let prev = self
-                    .catalog
-                    .nth(filter, self.max_entries + 1)?
-                    .map(|p| month_of(p.sort_key));
+                let prev = self.newest_archive(filter)?;
                 let feed = FeedDoc {
                     scope,
                     entries: &entries,
@@ -523,30 +665,30 @@ impl Layout<'_> {
                 format,
             } => {
                 let filter = filter(scope);
-                let Some((start, end)) = month_range(month) else {
+                let Some((m, page)) = split_archive_key(month) else {
+                    return Ok(None);
+                };
+                let Some((start, end)) = month_range(&m) else {
                     return Ok(None);
                 };
                 let Some(boundary) = self.catalog.nth(filter, self.max_entries)? else {
                     return Ok(None);
                 };
-                let mut entries = self.catalog.archived(filter, start, end, &boundary)?;
+                let mut entries = self.catalog.archived(
+                    filter,
+                    start,
+                    end,
+                    &boundary,
+                    (page - 1) * ARCHIVE_PAGE,
+                    ARCHIVE_PAGE,
+                )?;
                 if entries.is_empty() {
                     return Ok(None);
                 }
+                entries.reverse();
                 self.catalog.fill_translations(&mut entries)?;
-                let prev = self.catalog.newest_before(filter, start)?.map(month_of);
-                let next = match self.catalog.oldest_from(filter, end)? {
-                    Some(k) if k < boundary.sort_key => Some(month_of(k)),
-                    Some(k) if k == boundary.sort_key => {
-                        let m = month_of(k);
-                        let has = month_range(&m)
-                            .map(|(s, e)| self.catalog.archived(filter, s, e, &boundary))
-                            .transpose()?
-                            .is_some_and(|v| !v.is_empty());
-                        has.then_some(m)
-                    }
-                    _ => None,
-                };
+                let prev = self.prev_archive(filter, &m, page, &boundary)?;
+                let next = self.next_archive(filter, &m, page, &boundary)?;
                 let feed = FeedDoc {
                     scope,
                     entries: &entries,
@@ -663,5 +805,10 @@ mod tests {
         assert_eq!(month_of(e), "2025-01");
         assert_eq!(month_of(e - 1), "2024-12");
         assert!(month_range("2024-1").is_none());
+        assert_eq!(split_archive_key("2024-12"), Some(("2024-12".into(), 1)));
+        assert_eq!(split_archive_key("2024-12-3"), Some(("2024-12".into(), 3)));
+        assert_eq!(split_archive_key("2024-12-1"), None);
+        assert_eq!(split_archive_key("2024-12-x"), None);
+        assert_eq!(archive_key("2024-12", 3), "2024-12-3");
     }
 }

@@ -35,7 +35,12 @@ pub fn render(site: &Site, tags: &[TagCount]) -> Vec<u8> {
             i += group.len();
             let tag = Tag {
                 slug: slug.clone(),
-                name: group[0].name.clone(),
+                name: group
+                    .iter()
+                    .map(|t| &t.name)
+                    .min()
+                    .cloned()
+                    .unwrap_or_default(),
             };
             let _ = writeln!(o, "<outline text=\"{}\">", escape(&tag.name));
             feeds(&mut o, site, &Scope::tag(tag.clone()));
