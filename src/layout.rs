@@ -191,7 +191,7 @@ pub fn split_archive_key(key: &str) -> Option<(String, usize)> {
         Some("") | None => (key, 1),
         Some(rest) => {
             let page: usize = rest.strip_prefix('-')?.parse().ok()?;
-            if page < 2 || page > 1_000_000 {
+            if !(2..=1_000_000).contains(&page) {
                 return None;
             }
             (key.get(..7)?, page)
