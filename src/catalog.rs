@@ -17,6 +17,8 @@ use crate::announcement::lang::LangTag;
 use crate::announcement::LangSource;
 
 const SCHEMA_VERSION: i64 = 2;
+/// Prepared statements kept per connection (more than the catalog uses).
+const STATEMENT_CACHE: usize = 96;
 const DB_FILE: &str = "herald.db";
 const LOCK_FILE: &str = "herald.lock";
 
@@ -261,6 +263,7 @@ impl Catalog {
         };
         let conn =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let c = Catalog {
             conn,
             path: path.clone(),
@@ -303,9 +306,11 @@ impl Catalog {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA cache_size = -16384;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;",
         )
@@ -359,7 +364,8 @@ impl Catalog {
             let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
             insert_tags(&tx, &id, &tags).map_err(db)?;
         }
-        tx.execute(
+        exec(
+            &tx,
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
             [SCHEMA_VERSION.to_string()],
         )
@@ -393,10 +399,14 @@ impl Catalog {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, CatalogError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.db_err(e))
+        q(
+            &self.conn,
+            "SELECT value FROM meta WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| self.db_err(e))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
@@ -426,14 +436,14 @@ impl Catalog {
 
     /// The live entry at `path`, if any.
     pub fn known_path(&self, path: &str) -> Result<Option<Known>, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT path, id, hash, size, mtime_ns FROM entries WHERE path = ?1",
-                [path],
-                known_from,
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))
+        q(
+            &self.conn,
+            "SELECT path, id, hash, size, mtime_ns FROM entries WHERE path = ?1",
+            [path],
+            known_from,
+        )
+        .optional()
+        .map_err(|e| self.db_err(e))
     }
 
     /// Live paths under a folder (`""` = all), for events that name a folder.
@@ -456,20 +466,20 @@ impl Catalog {
     }
 
     pub fn rejected(&self, path: &str) -> Result<Option<Rejected>, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT size, mtime_ns, error FROM rejects WHERE path = ?1",
-                [path],
-                |r| {
-                    Ok(Rejected {
-                        size: r.get::<_, i64>(0)? as u64,
-                        mtime_ns: r.get(1)?,
-                        error: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))
+        q(
+            &self.conn,
+            "SELECT size, mtime_ns, error FROM rejects WHERE path = ?1",
+            [path],
+            |r| {
+                Ok(Rejected {
+                    size: r.get::<_, i64>(0)? as u64,
+                    mtime_ns: r.get(1)?,
+                    error: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(|e| self.db_err(e))
     }
 
     pub fn all_rejected(&self) -> Result<HashMap<String, Rejected>, CatalogError> {
@@ -502,8 +512,7 @@ impl Catalog {
     }
 
     fn exists(&self, sql: &str, value: &str) -> Result<bool, CatalogError> {
-        self.conn
-            .query_row(sql, [value], |_| Ok(()))
+        q(&self.conn, sql, [value], |_| Ok(()))
             .optional()
             .map(|o| o.is_some())
             .map_err(|e| self.db_err(e))
@@ -511,14 +520,14 @@ impl Catalog {
 
     /// The stored entry with this id (live or deleted).
     pub fn entry(&self, id: &str) -> Result<Option<Entry>, CatalogError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"),
-                [id],
-                entry_from,
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))
+        q(
+            &self.conn,
+            &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"),
+            [id],
+            entry_from,
+        )
+        .optional()
+        .map_err(|e| self.db_err(e))
     }
 
     /// A deleted entry whose file had exactly these bytes (newest first):
@@ -534,17 +543,17 @@ impl Catalog {
     }
 
     fn deleted_where(&self, condition: &str, value: &str) -> Result<Option<Entry>, CatalogError> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE path IS NULL AND {condition}
+        q(
+            &self.conn,
+            &format!(
+                "SELECT {ENTRY_COLUMNS} FROM entries WHERE path IS NULL AND {condition}
                      ORDER BY deleted_at DESC LIMIT 1"
-                ),
-                [value],
-                entry_from,
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))
+            ),
+            [value],
+            entry_from,
+        )
+        .optional()
+        .map_err(|e| self.db_err(e))
     }
 
     /// The newest shown entries (by published, then id) of a filter.
@@ -776,14 +785,14 @@ impl Catalog {
 
     /// The shown entry with this slug.
     pub fn shown_by_slug(&self, slug: &str) -> Result<Option<Entry>, CatalogError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE slug = ?1 AND visible = 1"),
-                [slug],
-                entry_from,
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))
+        q(
+            &self.conn,
+            &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE slug = ?1 AND visible = 1"),
+            [slug],
+            entry_from,
+        )
+        .optional()
+        .map_err(|e| self.db_err(e))
     }
 
     /// Primary language subtags with shown entries, and how many each.
@@ -831,13 +840,13 @@ impl Catalog {
 
     /// How a tag slug is written (its first spelling, alphabetically).
     pub fn tag_name(&self, slug: &str) -> Result<Option<String>, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT MIN(name) FROM entry_tags WHERE slug = ?1",
-                [slug],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.db_err(e))
+        q(
+            &self.conn,
+            "SELECT MIN(name) FROM entry_tags WHERE slug = ?1",
+            [slug],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.db_err(e))
     }
 
     /// Makes shown what reached its `publish_at` and hides what reached its
@@ -865,7 +874,8 @@ impl Catalog {
                 .collect::<Result<_, _>>()
                 .map_err(db)?;
             for id in ids {
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE entries SET visible = 1, gone_at = NULL, gone_at_ms = NULL,
                      gone_comment = NULL WHERE id = ?1",
                     [&id],
@@ -885,7 +895,8 @@ impl Catalog {
                 .map_err(db)?;
             for (id, expires) in rows {
                 let at = DateTime::parse_from_rfc3339(&expires).unwrap_or(now);
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE entries SET visible = 0, gone_at = ?2, gone_at_ms = ?3 WHERE id = ?1",
                     params![id, at.to_rfc3339(), at.timestamp_millis()],
                 )
@@ -893,18 +904,18 @@ impl Catalog {
                 changed.push(id);
             }
         }
-        let next: Option<i64> = tx
-            .query_row(
-                "SELECT MIN(t) FROM (
+        let next: Option<i64> = q(
+            &tx,
+            "SELECT MIN(t) FROM (
                    SELECT MIN(publish_at_ms) AS t FROM entries WHERE publish_at_ms > ?1
                      AND visible = 0 AND path IS NOT NULL AND withdrawn = 0
                    UNION ALL
                    SELECT MIN(expires_ms) FROM entries WHERE expires_ms > ?1 AND path IS NOT NULL
                      AND withdrawn = 0)",
-                [now_ms],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
+            [now_ms],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(Refreshed {
             changed,
@@ -950,7 +961,8 @@ impl Catalog {
             match change {
                 Change::Upsert(e) => {
                     // A path belongs to one live entry: free it first.
-                    tx.execute(
+                    exec(
+                        &tx,
                         "UPDATE entries SET last_path = path, path = NULL, deleted_at = ?2,
                            gone_at = CASE WHEN visible = 1 THEN ?2 ELSE gone_at END,
                            gone_at_ms = CASE WHEN visible = 1 THEN ?3 ELSE gone_at_ms END,
@@ -959,8 +971,7 @@ impl Catalog {
                         params![e.path, now_s, now_ms, e.id],
                     )
                     .map_err(db)?;
-                    let before: Option<Shown> = tx
-                        .query_row(
+                    let before: Option<Shown> = q(&tx, 
                             "SELECT visible, gone_at, gone_at_ms, gone_comment FROM entries WHERE id = ?1",
                             [&e.id],
                             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -980,7 +991,7 @@ impl Catalog {
                     } else {
                         before.map(|b| (b.1, b.2, b.3)).unwrap_or_default()
                     };
-                    tx.execute(
+                    exec(&tx, 
                         &format!(
                             "INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}, sort_key, lang_primary,
                                deleted_at, publish_at_ms, expires_ms, visible, gone_at, gone_at_ms,
@@ -1024,21 +1035,21 @@ impl Catalog {
                         ],
                     )
                     .map_err(db)?;
-                    tx.execute("DELETE FROM entry_tags WHERE id = ?1", [&e.id])
-                        .map_err(db)?;
+                    exec(&tx, "DELETE FROM entry_tags WHERE id = ?1", [&e.id]).map_err(db)?;
                     insert_tags(&tx, &e.id, &e.tags).map_err(db)?;
-                    tx.execute("DELETE FROM rejects WHERE path = ?1", [&e.path])
-                        .map_err(db)?;
+                    exec(&tx, "DELETE FROM rejects WHERE path = ?1", [&e.path]).map_err(db)?;
                 }
                 Change::Touch { id, size, mtime_ns } => {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "UPDATE entries SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
                         params![id, *size as i64, mtime_ns],
                     )
                     .map_err(db)?;
                 }
                 Change::Delete { id, at } => {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "UPDATE entries SET last_path = path, path = NULL, deleted_at = ?2,
                            gone_at = CASE WHEN visible = 1 THEN ?2 ELSE gone_at END,
                            gone_at_ms = CASE WHEN visible = 1 THEN ?3 ELSE gone_at_ms END,
@@ -1054,20 +1065,35 @@ impl Catalog {
                     mtime_ns,
                     error,
                 } => {
-                    tx.execute(
+                    exec(&tx, 
                         "INSERT OR REPLACE INTO rejects (path, size, mtime_ns, error) VALUES (?1, ?2, ?3, ?4)",
                         params![path, *size as i64, mtime_ns, error],
                     )
                     .map_err(db)?;
                 }
                 Change::ClearReject { path } => {
-                    tx.execute("DELETE FROM rejects WHERE path = ?1", [path])
-                        .map_err(db)?;
+                    exec(&tx, "DELETE FROM rejects WHERE path = ?1", [path]).map_err(db)?;
                 }
             }
         }
         tx.commit().map_err(db)
     }
+}
+
+/// `query_row` through the statement cache: the same SQL is parsed once,
+/// not once per file (most of the catalog's cost on a large first run).
+fn q<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// `execute` through the statement cache.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
 
 /// An entry's visibility before a change: shown, gone_at, gone_at_ms,

@@ -33,8 +33,10 @@ const CHUNK: usize = 2_000;
 /// More changed entries than this in one sync: rewrite the whole feeds
 /// folder rather than work out which documents they touched.
 const MANY: usize = 500;
-/// Documents rendered and written together when rewriting everything.
+/// Documents rendered and written together (at most this many, and at
+/// most about this many bytes).
 const WRITE_BATCH: usize = 1_000;
+const WRITE_BATCH_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -130,6 +132,7 @@ impl Engine {
     /// every hot document and asks for the whole feeds folder to be
     /// rewritten (start-up, `build`, a reload).
     pub fn sync_full(&mut self, everything: bool) -> Result<Synced, EngineError> {
+        let started = std::time::Instant::now();
         let watch = &self.config.paths.watch;
         let listing = scan::scan(watch).map_err(|source| EngineError::Watch {
             path: watch.clone(),
@@ -146,22 +149,77 @@ impl Engine {
         gone.sort_by(|a, b| a.0.cmp(&b.0));
         known.retain(|p, _| present.contains_key(p.as_str()));
         drop(present);
+        tracing::debug!(
+            files = listing.files.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "scanned"
+        );
         let ctx = self.context(false);
         let mut plan = Plan::default();
-        let chunks: Vec<&[scan::FileInfo]> = if listing.files.is_empty() {
-            vec![&[]]
-        } else {
-            listing.files.chunks(CHUNK).collect()
-        };
-        let last = chunks.len() - 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let part = pipeline::plan(&self.catalog, chunk, &known, &mut gone, &ctx, i == last)?;
-            self.catalog.apply(&part.changes, ctx.now)?;
-            plan.extend(Plan {
-                changes: Vec::new(),
-                ..part
+        let (triaged, to_read) = pipeline::triage(&self.catalog, &listing.files, &known, &ctx)?;
+        plan.extend(triaged);
+        // Files are read and parsed a chunk ahead (all cores) while the
+        // previous chunk is decided and applied here: the two overlap.
+        let (mut planning, mut applying) = (0u128, 0u128);
+        let chunks: Vec<&[&scan::FileInfo]> = to_read.chunks(CHUNK).collect();
+        let last = chunks.len().saturating_sub(1);
+        let catalog = &mut self.catalog;
+        std::thread::scope(|s| -> Result<(), EngineError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let reader_ctx = &ctx;
+            let reader_chunks = &chunks;
+            s.spawn(move || {
+                for chunk in reader_chunks {
+                    let parsed = pipeline::read_and_parse_all(chunk, reader_ctx);
+                    if tx.send(parsed).is_err() {
+                        return;
+                    }
+                }
             });
+            for (i, chunk) in chunks.iter().enumerate() {
+                let Ok(parsed) = rx.recv() else {
+                    break;
+                };
+                let t = std::time::Instant::now();
+                let mut part = pipeline::decide(
+                    Plan::default(),
+                    catalog,
+                    chunk.to_vec(),
+                    parsed,
+                    &known,
+                    &mut gone,
+                    &ctx,
+                    i == last,
+                )?;
+                planning += t.elapsed().as_millis();
+                let t = std::time::Instant::now();
+                catalog.apply(&std::mem::take(&mut part.changes), ctx.now)?;
+                applying += t.elapsed().as_millis();
+                plan.extend(part);
+            }
+            Ok(())
+        })?;
+        if chunks.is_empty() {
+            // Nothing to read: files may still be gone.
+            let mut part = pipeline::decide(
+                Plan::default(),
+                &self.catalog,
+                Vec::new(),
+                Vec::new(),
+                &known,
+                &mut gone,
+                &ctx,
+                true,
+            )?;
+            self.catalog
+                .apply(&std::mem::take(&mut part.changes), ctx.now)?;
+            plan.extend(part);
         }
+        tracing::debug!(
+            planning_ms = planning as u64,
+            applying_ms = applying as u64,
+            "planned and applied"
+        );
         self.finish(plan, listing.errors, everything)
     }
 
@@ -329,7 +387,7 @@ impl Engine {
         let mut w = publish::Writer::open(&self.config.paths.feeds)?;
         w.write(&synced.documents)?;
         w.remove(&synced.removed)?;
-        for batch in synced.affected.chunks(WRITE_BATCH) {
+        for batch in synced.affected.chunks(64) {
             let (docs, gone) = layout.render_all(batch)?;
             w.write(&docs)?;
             w.remove(&gone)?;
@@ -345,14 +403,29 @@ impl Engine {
         let all = layout.all()?;
         let mut w = publish::Writer::open(&self.config.paths.feeds)?;
         let mut keep: BTreeSet<String> = BTreeSet::new();
-        for batch in all.chunks(WRITE_BATCH) {
-            if let Some(progress) = &self.progress {
-                progress();
+        let mut batch: Vec<Document> = Vec::new();
+        let mut bytes = 0;
+        for (i, doc) in all.iter().enumerate() {
+            if i % 256 == 0 {
+                if let Some(progress) = &self.progress {
+                    progress();
+                }
             }
-            let (docs, _) = layout.render_all(batch)?;
-            keep.extend(docs.iter().map(|d| d.path.clone()));
-            w.write(&docs)?;
+            let Some(d) = layout.render(doc)? else {
+                continue;
+            };
+            keep.insert(d.path.clone());
+            bytes += d.bytes.len();
+            batch.push(d);
+            // Bounded by bytes, not count: archive documents can be 1 MB.
+            if bytes >= WRITE_BATCH_BYTES || batch.len() >= WRITE_BATCH {
+                w.write(&batch)?;
+                batch.clear();
+                bytes = 0;
+            }
         }
+        w.write(&batch)?;
+        drop(batch);
         let stale: Vec<String> = publish::read_manifest(&self.config.paths.feeds)
             .into_iter()
             .filter(|p| !keep.contains(p))

@@ -115,6 +115,20 @@ pub fn plan(
     ctx: &Context,
     finish: bool,
 ) -> Result<Plan, CatalogError> {
+    let (plan, to_read) = triage(catalog, files, known, ctx)?;
+    let parsed = read_and_parse_all(&to_read, ctx);
+    decide(plan, catalog, to_read, parsed, known, gone, ctx, finish)
+}
+
+/// Step 1 of [`plan`]: which files must be read (the others are unchanged,
+/// or rejected as they are now). Needs only the catalog's state before the
+/// sync, so a large sync can triage everything first and read ahead.
+pub fn triage<'f>(
+    catalog: &Catalog,
+    files: &'f [FileInfo],
+    known: &HashMap<String, Known>,
+    ctx: &Context,
+) -> Result<(Plan, Vec<&'f FileInfo>), CatalogError> {
     let mut plan = Plan::default();
     let mut to_read = Vec::new();
     for f in files {
@@ -137,9 +151,23 @@ pub fn plan(
         }
         to_read.push(f);
     }
+    Ok((plan, to_read))
+}
 
-    let parsed = read_and_parse_all(&to_read, ctx);
-
+/// Step 3 of [`plan`] (step 2 is [`read_and_parse_all`]): the decisions
+/// about ids, dates and renames, in path order, against the catalog as it
+/// is now (earlier chunks applied).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    mut plan: Plan,
+    catalog: &Catalog,
+    to_read: Vec<&FileInfo>,
+    parsed: Vec<ReadResult>,
+    known: &HashMap<String, Known>,
+    gone: &mut Vec<(String, Known)>,
+    ctx: &Context,
+    finish: bool,
+) -> Result<Plan, CatalogError> {
     let mut claimed_ids: HashSet<String> = HashSet::new();
     let mut claimed_slugs: HashSet<String> = HashSet::new();
     for (f, result) in to_read.into_iter().zip(parsed) {
@@ -405,10 +433,11 @@ pub fn entry(a: Announcement, p: Placement) -> Entry {
     }
 }
 
-type ReadResult = Result<(String, Result<Announcement, announcement::ParseError>), String>;
+/// A file's bytes hashed and parsed, or why it could not be read.
+pub type ReadResult = Result<(String, Result<Announcement, announcement::ParseError>), String>;
 
 /// Reads, hashes and parses files on all cores.
-fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
+pub fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);

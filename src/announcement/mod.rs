@@ -183,10 +183,7 @@ pub fn parse(path: &str, bytes: &[u8], options: &ParseOptions) -> Result<Announc
         None if text::is_blank(&body_text) => title.clone(),
         None => body_text.clone(),
     };
-    let summary = text::shorten(
-        &text::squash_whitespace(&summary_source),
-        options.max_summary_chars,
-    );
+    let summary = summarise(&summary_source, options.max_summary_chars);
 
     let (lang, lang_source) =
         resolve_language(path, &fm, &title, &body_text, options, &mut warnings);
@@ -244,6 +241,22 @@ fn resolve_language(
         Some(d) => (d.lang, LangSource::Detected),
         None => (options.default_language.clone(), LangSource::Default),
     }
+}
+
+/// The first `max_chars` of a text, whitespace squashed. Looks at a prefix
+/// first: a 4 KB body need not be squashed whole for a 400-char summary.
+fn summarise(source: &str, max_chars: usize) -> String {
+    let prefix_end = source
+        .char_indices()
+        .nth(max_chars.saturating_mul(4))
+        .map_or(source.len(), |(i, _)| i);
+    if prefix_end < source.len() {
+        let squashed = text::squash_whitespace(&source[..prefix_end]);
+        if squashed.chars().count() > max_chars {
+            return text::shorten(&squashed, max_chars);
+        }
+    }
+    text::shorten(&text::squash_whitespace(source), max_chars)
 }
 
 /// `news/tram.uk.md` -> `path:news/tram`: files that differ only in their
