@@ -971,7 +971,7 @@ impl Catalog {
                         params![e.path, now_s, now_ms, e.id],
                     )
                     .map_err(db)?;
-                    let before: Option<Shown> = q(&tx, 
+                    let before: Option<Shown> = q(&tx,
                             "SELECT visible, gone_at, gone_at_ms, gone_comment FROM entries WHERE id = ?1",
                             [&e.id],
                             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -991,7 +991,7 @@ impl Catalog {
                     } else {
                         before.map(|b| (b.1, b.2, b.3)).unwrap_or_default()
                     };
-                    exec(&tx, 
+                    exec(&tx,
                         &format!(
                             "INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}, sort_key, lang_primary,
                                deleted_at, publish_at_ms, expires_ms, visible, gone_at, gone_at_ms,
@@ -1065,7 +1065,7 @@ impl Catalog {
                     mtime_ns,
                     error,
                 } => {
-                    exec(&tx, 
+                    exec(&tx,
                         "INSERT OR REPLACE INTO rejects (path, size, mtime_ns, error) VALUES (?1, ?2, ?3, ?4)",
                         params![path, *size as i64, mtime_ns, error],
                     )
