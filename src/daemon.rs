@@ -22,10 +22,12 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, Synced};
+use crate::layout::Doc;
 use crate::metrics::Metrics;
 use crate::on_demand::{self, OnDemand};
 use crate::serve::{self, Roles};
 use crate::snapshot::Snapshot;
+use crate::websub::{self, WebSub};
 use crate::{pipeline, report, systemd, watch};
 
 /// How often a failed write to the feeds folder is retried.
@@ -113,6 +115,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             bound.push((l, state));
         }
 
+        // WebSub: hubs hear of every feed that changed.
+        let websub = Arc::new(WebSub::start(
+            &config.websub.hubs,
+            websub::Settings::default(),
+        ));
+        metrics.set_websub(websub.counters.clone(), config.websub.hubs.len());
+        let base_url = config.site.base_url.clone();
+
         // The publishing thread.
         let watcher_tx = tx.clone();
         let thread_metrics = metrics.clone();
@@ -138,6 +148,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     }
                     m.disk(!behind);
                 }
+                let websub_owner = websub.clone();
                 watch::run(
                     engine,
                     rx,
@@ -155,6 +166,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                             if let Ok(site) = engine.site() {
                                 on_demand.published(site);
                             }
+                            websub.publish(&changed_feeds(&base_url, &synced));
                         } else if !behind {
                             return;
                         }
@@ -179,7 +191,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         );
                         systemd::status(&m.status_line());
                     },
-                )
+                );
+                if let Ok(w) = Arc::try_unwrap(websub_owner) {
+                    w.stop();
+                }
             })
             .context("cannot start the watcher thread")?;
 
@@ -381,6 +396,26 @@ async fn http_answers(addr: SocketAddr) -> bool {
         tokio::time::timeout(Duration::from_secs(2), attempt).await,
         Ok(Some(()))
     )
+}
+
+/// The absolute URLs of the feeds (subscription documents) a sync changed:
+/// the topics to announce to WebSub hubs.
+fn changed_feeds(base_url: &str, synced: &Synced) -> Vec<String> {
+    let is_feed =
+        |p: &str| (p.ends_with(".xml") || p.ends_with(".json")) && !p.contains("archive/");
+    let mut paths: Vec<String> = synced
+        .documents
+        .iter()
+        .map(|d| d.path.clone())
+        .chain(synced.affected.iter().map(Doc::path))
+        .filter(|p| is_feed(p))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .map(|p| format!("{base_url}{}", crate::render::encode_path(&p)))
+        .collect()
 }
 
 /// Files rejected as they are now.

@@ -39,6 +39,7 @@
 //! - [`on_demand`]: the other documents, rendered per request, in a bounded cache.
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
 //! - [`serve`]: hyper; answers from the snapshot and on-demand documents only; the only HTTP server code.
+//! - [`websub`]: tells WebSub hubs which feeds changed (retries, back-off), never blocking a publish.
 //! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
@@ -80,3 +81,4 @@ pub mod serve;
 pub mod snapshot;
 pub mod systemd;
 pub mod watch;
+pub mod websub;

@@ -47,6 +47,8 @@ pub struct Metrics {
     heartbeat: AtomicI64,
     languages: Mutex<Vec<(String, usize)>>,
     started: AtomicI64,
+    /// WebSub counters and the number of hubs, once the publisher runs.
+    websub: std::sync::OnceLock<(std::sync::Arc<crate::websub::Counters>, usize)>,
 }
 
 impl Default for Metrics {
@@ -63,6 +65,7 @@ impl Default for Metrics {
             heartbeat: AtomicI64::new(now_ms()),
             languages: Mutex::new(Vec::new()),
             started: AtomicI64::new(now_ms() / 1000),
+            websub: std::sync::OnceLock::new(),
         }
     }
 }
@@ -112,6 +115,11 @@ impl Metrics {
         self.rejected_files.store(rejected as u64, Relaxed);
         *self.languages.lock().unwrap_or_else(|e| e.into_inner()) = languages;
         self.beat();
+    }
+
+    /// Shows the WebSub publisher's counters in `/metrics`.
+    pub fn set_websub(&self, counters: std::sync::Arc<crate::websub::Counters>, hubs: usize) {
+        let _ = self.websub.set((counters, hubs));
     }
 
     /// Whether the last write to the feeds folder worked.
@@ -257,6 +265,9 @@ impl Metrics {
             .iter()
         {
             let _ = writeln!(o, "herald_announcements{{lang=\"{lang}\"}} {n}");
+        }
+        if let Some((counters, hubs)) = self.websub.get() {
+            crate::websub::write_metrics(counters, *hubs, &mut o);
         }
         o
     }

@@ -475,3 +475,111 @@ fn tag_feeds_json_feed_and_opml() {
     let index = d.get("/").text();
     assert!(index.contains("href=\"feeds.opml\""));
 }
+
+/// A local WebSub hub: records the form body of every request, answers 500
+/// to the first one (herald must retry) and 204 to the rest.
+fn local_hub() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hub", l.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in l.incoming().enumerate() {
+            let Ok(mut s) = conn else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let status = if n == 0 { 500 } else { 204 };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, bodies)
+}
+
+/// With a hub configured, feeds advertise it (atom:link and Link header)
+/// and every change of a feed reaches the hub as a publish ping, retried
+/// after a failure, counted in /metrics.
+#[test]
+fn websub_hub_hears_of_every_change() {
+    let (hub, bodies) = local_hub();
+    let site = Site::for_daemon(&format!("[websub]\nhubs = [\"{hub}\"]\n"));
+    site.put("pl/first.md", "---\ntitle: First\n---\nText.\n");
+    let d = site.serve();
+    let atom = d.get("/atom.xml");
+    let doc = parse_atom(&atom.body);
+    assert_eq!(doc.link("hub").as_deref(), Some(hub.as_str()));
+    let link = atom.header("link").unwrap_or_default().to_string();
+    assert!(link.contains(&format!("<{hub}>; rel=\"hub\"")), "{link}");
+    assert!(
+        link.contains(&format!("<{BASE}atom.xml>; rel=\"self\"")),
+        "{link}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&d.get("/feed.json").body).unwrap();
+    assert_eq!(json["hubs"][0]["url"], hub.as_str());
+
+    site.put(
+        "pl/second.md",
+        "---\ntitle: Second\ntags: [Tram]\n---\nText.\n",
+    );
+    let topic = |path: &str| {
+        format!(
+            "hub.mode=publish&hub.url={}",
+            url_encode(&format!("{BASE}{path}"))
+        )
+    };
+    for path in [
+        "atom.xml",
+        "pl/atom.xml",
+        "pl/rss.xml",
+        "feed.json",
+        "tags/tram/atom.xml",
+    ] {
+        let want = topic(path);
+        wait_for(DEADLINE, || {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|b| b.starts_with(&format!("{want}&")))
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("no ping for {path}: {:?}", bodies.lock().unwrap()));
+    }
+    let metrics = wait_for(DEADLINE, || {
+        let m = d.get("/metrics").text();
+        m.contains("herald_websub_failed_attempts_total 1")
+            .then_some(m)
+    })
+    .expect("the refused ping is counted");
+    assert!(metrics.contains("herald_websub_hubs 1"));
+    assert!(!metrics.contains("herald_websub_pings_total 0"));
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
