@@ -293,14 +293,11 @@ fn work(hub: &Hub, agent: &ureq::Agent, settings: &Settings, counters: &Counters
                 debug!(hub = %hub.url, topic = %topic, tries, error = %error, "WebSub ping failed; retrying");
                 let mut q = hub.queue.lock().unwrap_or_else(|e| e.into_inner());
                 // A newer change (queued meanwhile) is sent anyway.
-                if !q.pending.contains_key(&topic) {
-                    q.pending.insert(
-                        topic,
-                        Due {
-                            at: Instant::now() + delay + jitter,
-                            tries,
-                        },
-                    );
+                if let std::collections::btree_map::Entry::Vacant(slot) = q.pending.entry(topic) {
+                    slot.insert(Due {
+                        at: Instant::now() + delay + jitter,
+                        tries,
+                    });
                     counters.pending.fetch_add(1, Relaxed);
                 }
             }
