@@ -746,6 +746,27 @@ impl Catalog {
         Ok(out)
     }
 
+    /// (primary language, tag slug or `None`) of the entries that stopped
+    /// being shown at or after `since`: the scopes whose Atom feeds carry
+    /// tombstones.
+    pub fn tombstone_scopes(
+        &self,
+        since: DateTime<FixedOffset>,
+    ) -> Result<Vec<(String, Option<String>)>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT e.lang_primary, t.slug FROM entries e
+                 LEFT JOIN entry_tags t ON t.id = e.id
+                 WHERE e.visible = 0 AND e.gone_at_ms >= ?1",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([since.timestamp_millis()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
     /// Fills in each entry's translations (shown entries with the same key).
     pub fn fill_translations(&self, entries: &mut [Entry]) -> Result<(), CatalogError> {
         let mut stmt = self

@@ -333,6 +333,29 @@ impl Layout<'_> {
                 }
             }
         }
+        // Scopes with nothing shown but withdrawals to announce keep an
+        // Atom feed of tombstones.
+        for (lang, slug) in self.catalog.tombstone_scopes(self.tombstones_since)? {
+            let lang = LangTag::parse(&lang);
+            let tag = slug.and_then(|s| Tag::new(&s));
+            let mut candidates = vec![Scope {
+                lang: lang.clone(),
+                tag: None,
+            }];
+            if let Some(t) = tag {
+                candidates.push(Scope::tag(t.clone()));
+                candidates.push(Scope { lang, tag: Some(t) });
+            }
+            for scope in candidates {
+                let doc = Doc::Feed {
+                    scope,
+                    format: Format::Atom,
+                };
+                if !docs.contains(&doc) {
+                    docs.push(doc);
+                }
+            }
+        }
         for (lang, slug) in self.catalog.shown_pages()? {
             docs.push(Doc::Page { lang, slug });
         }

@@ -218,8 +218,10 @@ impl Scope {
         self.lang.as_ref().unwrap_or(&site.default_language)
     }
 
+    /// The feed's `tag:` id; a tag's slug is percent-encoded (`tag:` URIs
+    /// are ASCII).
     pub fn feed_id(&self, site: &Site) -> String {
-        format!("{}feed/{}", site.id_prefix, self.dir())
+        format!("{}feed/{}", site.id_prefix, encode_path(&self.dir()))
             .trim_end_matches('/')
             .to_string()
     }
@@ -328,5 +330,14 @@ mod tests {
             "https://news.example.org/uk/%D1%82%D1%80%D0%B0%D0%BC%D0%B2%D0%B0%D0%B9%202.html"
         );
         assert_eq!(Scope::lang(LangTag::parse("pt-BR").unwrap()).dir(), "pt/");
+        let site = fixtures::site();
+        assert_eq!(
+            Scope::tag(Tag::new("Ремонт").unwrap()).feed_id(&site),
+            "tag:news.example.org,2026-11-23:feed/tags/%D1%80%D0%B5%D0%BC%D0%BE%D0%BD%D1%82"
+        );
+        assert_eq!(
+            Scope::ALL.feed_id(&site),
+            "tag:news.example.org,2026-11-23:feed"
+        );
     }
 }
