@@ -12,14 +12,36 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tracing::debug;
 
-/// Sends notification states; errors are not fatal.
+/// Sends notification states; errors are not fatal, and a service manager
+/// that does not read (a full socket buffer) never blocks the caller: the
+/// publishing thread sends `STATUS=` after every publish.
 fn notify(states: &[NotifyState]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
+    };
+    let mut msg = String::new();
+    for s in states {
+        msg.push_str(&s.to_string());
+        msg.push('\n');
     }
-    if let Err(e) = sd_notify::notify(false, states) {
+    if let Err(e) = send_nonblocking(&path, msg.as_bytes()) {
         debug!(error = %e, "sd_notify failed");
     }
+}
+
+fn send_nonblocking(path: &std::ffi::OsStr, msg: &[u8]) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let bytes = path.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(path))?,
+    };
+    let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
+    sock.connect_addr(&addr)?;
+    sock.send(msg).map(drop)
 }
 
 /// `READY=1` with a status line.
