@@ -160,13 +160,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         // Memory first (readers see the change at once), disk after.
                         if synced.changed() {
                             let now = pipeline::now().timestamp();
+                            // Visible at once, uncompressed; compressed
+                            // forms follow a few milliseconds later.
+                            let mut todo = Vec::new();
                             snap_tx.send_modify(|s| {
-                                *s = Arc::new(s.updated(&synced.documents, &synced.removed, now))
+                                let (next, paths) =
+                                    s.updated_uncompressed(&synced.documents, &synced.removed, now);
+                                todo = paths;
+                                *s = Arc::new(next);
                             });
                             if let Ok(site) = engine.site() {
                                 on_demand.published(site);
                             }
                             websub.publish(&changed_feeds(&base_url, &synced));
+                            if !todo.is_empty() {
+                                let current = snap_tx.borrow().clone();
+                                let done = current.compress(&todo);
+                                snap_tx.send_modify(|s| *s = Arc::new(s.compressed(&done)));
+                            }
                         } else if !behind {
                             return;
                         }

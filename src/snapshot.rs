@@ -36,6 +36,8 @@ pub struct Resource {
     /// `Last-Modified`, as an HTTP date and as Unix seconds.
     pub last_modified: String,
     pub last_modified_secs: i64,
+    /// Compressed forms are being made (served uncompressed meanwhile).
+    pub pending: bool,
 }
 
 impl Resource {
@@ -77,6 +79,79 @@ impl Snapshot {
         docs
     }
 
+    /// Like [`Snapshot::updated`] but without compressing: readers see the
+    /// change at once (served uncompressed for the few milliseconds until
+    /// [`Snapshot::compressed`] is applied). Returns the paths to compress.
+    pub fn updated_uncompressed(
+        &self,
+        documents: &[Document],
+        removed: &[String],
+        now: i64,
+    ) -> (Snapshot, Vec<String>) {
+        let mut resources = self.resources.clone();
+        for path in removed {
+            resources.remove(path);
+        }
+        let mut todo = Vec::new();
+        for doc in documents {
+            let digest = hex(&Sha256::digest(&doc.bytes)[..16]);
+            if resources
+                .get(&doc.path)
+                .is_some_and(|old| old.digest == digest)
+            {
+                continue;
+            }
+            let mut r = resource_with(doc, digest, now, false);
+            r.pending = doc.bytes.len() >= MIN_COMPRESS;
+            if r.pending {
+                todo.push(doc.path.clone());
+            }
+            resources.insert(doc.path.clone(), Arc::new(r));
+        }
+        (Snapshot { resources }, todo)
+    }
+
+    /// The compressed forms of `paths` (blocking; off the lock).
+    pub fn compress(&self, paths: &[String]) -> Vec<(String, Arc<Resource>)> {
+        let docs: Vec<(String, Document, String, i64)> = paths
+            .iter()
+            .filter_map(|p| self.resources.get(p).map(|r| (p, r)))
+            .map(|(p, r)| {
+                (
+                    p.clone(),
+                    Document {
+                        path: p.clone(),
+                        bytes: r.identity.clone(),
+                        content_type: r.content_type,
+                        last_modified: Some(r.last_modified_secs),
+                    },
+                    r.digest.clone(),
+                    r.last_modified_secs,
+                )
+            })
+            .collect();
+        let made = parallel(&docs, |(_, d, g, t)| resource(d, g.clone(), *t));
+        docs.into_iter()
+            .zip(made)
+            .map(|((p, ..), r)| (p, Arc::new(r)))
+            .collect()
+    }
+
+    /// This snapshot with compressed resources put in where the bytes are
+    /// still the same.
+    pub fn compressed(&self, done: &[(String, Arc<Resource>)]) -> Snapshot {
+        let mut resources = self.resources.clone();
+        for (path, r) in done {
+            if resources
+                .get(path)
+                .is_some_and(|old| old.digest == r.digest)
+            {
+                resources.insert(path.clone(), r.clone());
+            }
+        }
+        Snapshot { resources }
+    }
+
     /// A new snapshot: this one, with `documents` put in and `removed` taken
     /// out. `now` (Unix seconds) is the fallback `Last-Modified`.
     pub fn updated(&self, documents: &[Document], removed: &[String], now: i64) -> Snapshot {
@@ -95,33 +170,7 @@ impl Snapshot {
             })
             .collect();
         // Compression is the cost of a publish: spread it over the cores.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let made: Vec<Resource> = if fresh.len() < 4 || threads == 1 {
-            fresh
-                .iter()
-                .map(|(d, g)| resource(d, g.clone(), now))
-                .collect()
-        } else {
-            let chunk = fresh.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = fresh
-                    .chunks(chunk)
-                    .map(|part| {
-                        s.spawn(move || {
-                            part.iter()
-                                .map(|(d, g)| resource(d, g.clone(), now))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
+        let made = parallel(&fresh, |(d, g)| resource(d, g.clone(), now));
         for ((doc, _), r) in fresh.iter().zip(made) {
             resources.insert(doc.path.clone(), Arc::new(r));
         }
@@ -129,12 +178,39 @@ impl Snapshot {
     }
 }
 
+/// `f` over `items` on all cores (in order).
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if items.len() < 4 || threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// A document made servable: validators computed, encodings compressed.
 pub fn resource(doc: &Document, digest: String, now: i64) -> Resource {
+    resource_with(doc, digest, now, true)
+}
+
+fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Resource {
     let secs = doc.last_modified.unwrap_or(now).max(0);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
-    let compress = doc.bytes.len() >= MIN_COMPRESS;
+    let compress = compress && doc.bytes.len() >= MIN_COMPRESS;
     Resource {
+        pending: false,
         content_type: doc.content_type,
         gzip: compress.then(|| gzip(&doc.bytes)).flatten(),
         brotli: compress.then(|| brotli(&doc.bytes)).flatten(),
