@@ -295,13 +295,14 @@ enum Guess {
 
 /// Step 1 of [`detect`]: CLD2's answer, checked against the candidates.
 fn quick_guess(sample: &str, candidates: &[Language]) -> Guess {
-    let (lang, reliability) = cld2::detect_language(sample, cld2::Format::Text);
-    let reliable = reliability == cld2::Reliability::Reliable;
-    let Some(lang) = lang
+    let result = cld2::detect_language_ext(sample, cld2::Format::Text, &Default::default());
+    let reliable = result.reliability == cld2::Reliability::Reliable;
+    let lang = result
+        .language
         .and_then(|l| from_cld2(l.0))
-        .filter(|l| candidates.contains(l))
-    else {
-        return Guess::Unsure;
+        .filter(|l| candidates.contains(l));
+    let Some(lang) = lang else {
+        return unsure(&result, candidates);
     };
     let mut cluster: Vec<Language> = CLUSTERS
         .iter()
@@ -315,7 +316,39 @@ fn quick_guess(sample: &str, candidates: &[Language]) -> Guess {
         return Guess::Among(cluster);
     }
     if reliable {
-        Guess::Sure(lang)
+        return Guess::Sure(lang);
+    }
+    // Unreliable: lingua decides, but only among CLD2's own candidates and
+    // their relatives, so that lingua's models (~5 MB each) for the other
+    // languages stay unloaded.
+    match unsure(&result, candidates) {
+        Guess::Unsure if sample.chars().nth(LONG_CHARS).is_some() => Guess::Sure(lang),
+        guess => guess,
+    }
+}
+
+/// CLD2 is unsure: lingua decides among CLD2's three candidates and their
+/// close relatives (fewer models to load and run than all languages), or
+/// among all candidates when CLD2 has no candidate herald supports.
+fn unsure(result: &cld2::DetectionResult, candidates: &[Language]) -> Guess {
+    let mut among: Vec<Language> = Vec::new();
+    for score in &result.scores {
+        let Some(l) = score
+            .language
+            .and_then(|l| from_cld2(l.0))
+            .filter(|l| candidates.contains(l))
+        else {
+            continue;
+        };
+        among.push(l);
+        for c in CLUSTERS.iter().filter(|c| c.contains(&l)) {
+            among.extend(c.iter().copied().filter(|l| candidates.contains(l)));
+        }
+    }
+    among.sort();
+    among.dedup();
+    if among.len() >= 2 {
+        Guess::Among(among)
     } else {
         Guess::Unsure
     }
