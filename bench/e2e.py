@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of herald against its anchors, in one run.
+
+Generates N announcements (bench/gen_corpus.py), then measures on this
+machine, side by side:
+
+  scale      herald first start (empty state) -> READY=1 (sd_notify: sent
+             after the first publish and bind), peak memory (VmHWM) up to
+             READY and after the feeds folder is written; restart with state
+             and unchanged files -> READY; Hugo building the same corpus
+             (RSS only, 50 items) under /usr/bin/time.
+  freshness  a file renamed into the watch folder -> its title in
+             /atom.xml over HTTP (median, p99), with N published.
+  serving    wrk -t2 -c64 -d10s against herald and against nginx serving the
+             very same bytes (fetched from herald; gzip_static for gzip),
+             for /atom.xml and a language's feed: plain, gzip, 304.
+
+Installs wrk, nginx, hugo and time with apt-get when missing (root).
+
+    cargo build --release
+    python3 bench/e2e.py --n 100000 [--out results.md] [--skip-hugo] [--skip-serving]
+"""
+import argparse
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+
+
+def ensure(tools):
+    missing = [pkg for cmd, pkg in tools if shutil.which(cmd) is None]
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def vm(pid, key):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class Herald:
+    """herald serve with a NOTIFY_SOCKET, so READY=1 is timed exactly."""
+
+    def __init__(self, binary, site, port):
+        self.binary, self.site, self.port = binary, site, port
+
+    def start(self):
+        sock_path = os.path.join(self.site, "notify.sock")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(sock_path)
+        self.messages = []
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [self.binary, "--config", os.path.join(self.site, "config.toml"), "serve"],
+            env=dict(os.environ, NOTIFY_SOCKET=sock_path, RUST_LOG=os.environ.get("RUST_LOG", "info")),
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.site, "herald.log"), "a"))
+        notify.settimeout(600)
+        while True:
+            msg = notify.recv(4096).decode()
+            self.messages.append(msg)
+            if "READY=1" in msg:
+                break
+        self.ready_s = time.monotonic() - t0
+        self.rss_at_ready = vm(self.proc.pid, "VmHWM")
+        self.notify = notify
+        return self.ready_s
+
+    def wait_disk(self, timeout=900):
+        """Until the log says the feeds folder is up to date."""
+        log = os.path.join(self.site, "herald.log")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with open(log, errors="replace") as f:
+                if f.read().count("feeds folder up to date") >= self.starts:
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self):
+        hwm = vm(self.proc.pid, "VmHWM")
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        self.notify.close()
+        return hwm
+
+
+def get(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read(), dict(r.headers)
+
+
+def freshness(herald, watch, staging, drops, debounce_ms):
+    lat = []
+    for i in range(drops):
+        title = f"Freshness probe {i} {time.time_ns()}"
+        tmp = os.path.join(staging, f"probe{i}.txt")
+        with open(tmp, "w") as f:
+            f.write(f"{title}\n\nThe city announces a probe number {i} for the benchmark.\n")
+        t0 = time.monotonic()
+        os.rename(tmp, os.path.join(watch, f"probe{i}.txt"))
+        while True:
+            body, _ = get(f"http://127.0.0.1:{herald.port}/atom.xml")
+            if title.encode() in body:
+                break
+            if time.monotonic() - t0 > 30:
+                raise SystemExit(f"probe {i} never appeared")
+            time.sleep(0.002)
+        lat.append((time.monotonic() - t0) * 1000)
+        time.sleep(debounce_ms / 1000 * 2)
+    lat.sort()
+    return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def wrk(url, headers, seconds):
+    cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, float(p99.group(1)) * scale, int(non2xx.group(1)) if non2xx else 0
+
+
+def nginx_start(root, port, tmp):
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""user root;
+worker_processes auto;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  open_file_cache max=1000 inactive=60s;
+  keepalive_requests 100000;
+  types {{ application/atom+xml xml; }}
+  gzip_static on;
+  client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px; fastcgi_temp_path {tmp}/fc;
+  uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
+  server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+""")
+    p = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            get(f"http://127.0.0.1:{port}/atom.xml")
+            return p
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit("nginx did not start")
+
+
+def serving(herald, tmp, seconds, feeds):
+    root = os.path.join(tmp, "nginx-root")
+    for path in feeds:
+        plain, _ = get(f"http://127.0.0.1:{herald.port}/{path}")
+        gz, h = get(f"http://127.0.0.1:{herald.port}/{path}", {"Accept-Encoding": "gzip"})
+        assert h.get("Content-Encoding") == "gzip", h
+        os.makedirs(os.path.dirname(os.path.join(root, path)) or root, exist_ok=True)
+        open(os.path.join(root, path), "wb").write(plain)
+        open(os.path.join(root, path + ".gz"), "wb").write(gz)
+    nport = free_port()
+    ng = nginx_start(root, nport, tmp)
+    rows = []
+    try:
+        for path in feeds:
+            for kind in ["plain", "gzip", "304"]:
+                res = {}
+                for name, port in [("herald", herald.port), ("nginx", nport)]:
+                    url = f"http://127.0.0.1:{port}/{path}"
+                    headers = []
+                    if kind == "gzip":
+                        headers = ["Accept-Encoding: gzip"]
+                    if kind == "304":
+                        _, h = get(url)
+                        headers = [f"If-None-Match: {h['ETag']}"]
+                    res[name] = wrk(url, headers, seconds)
+                rows.append((path, kind, res["herald"], res["nginx"]))
+                print(f"  {path} {kind}: herald {res['herald'][0]:.0f} req/s p99 {res['herald'][1]:.2f} ms"
+                      f" | nginx {res['nginx'][0]:.0f} req/s p99 {res['nginx'][1]:.2f} ms", flush=True)
+    finally:
+        ng.terminate()
+        ng.wait()
+    return rows
+
+
+def hugo(tmp, n):
+    site = os.path.join(tmp, "hugo")
+    os.makedirs(site, exist_ok=True)
+    with open(os.path.join(site, "config.toml"), "w") as f:
+        f.write('baseURL = "http://127.0.0.1/"\ntitle = "Bench"\n'
+                'disableKinds = ["taxonomy", "term", "section", "page", "sitemap", "robotsTXT", "404"]\n'
+                'rssLimit = 50\n[outputs]\nhome = ["RSS"]\n')
+    t0 = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-v", "hugo", "--quiet", "-s", site, "-d", os.path.join(tmp, "hugo-out")],
+                       capture_output=True, text=True)
+    secs = time.monotonic() - t0
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    if p.returncode != 0:
+        print(p.stderr[-2000:], file=sys.stderr)
+    return secs, int(m.group(1)) / 1024 if m else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100000)
+    ap.add_argument("--binary", default=os.path.join(TARGET, "release/herald"))
+    ap.add_argument("--debounce-ms", type=int, default=100)
+    ap.add_argument("--drops", type=int, default=40)
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--out")
+    ap.add_argument("--skip-hugo", action="store_true")
+    ap.add_argument("--skip-serving", action="store_true")
+    args = ap.parse_args()
+    tools = [("time", "time")]
+    if not args.skip_serving:
+        tools += [("wrk", "wrk"), ("nginx", "nginx")]
+    if not args.skip_hugo:
+        tools += [("hugo", "hugo")]
+    ensure(tools)
+    if not os.path.exists(args.binary):
+        raise SystemExit(f"{args.binary} missing: run cargo build --release")
+
+    tmp = tempfile.mkdtemp(prefix="herald-bench-")
+    site = os.path.join(tmp, "site")
+    watch = os.path.join(site, "watch")
+    staging = os.path.join(site, "staging")
+    os.makedirs(staging)
+    print(f"generating {args.n} announcements in {watch} ...", flush=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench/gen_corpus.py"), str(args.n), watch]
+                   + ([] if args.skip_hugo else ["--hugo", os.path.join(tmp, "hugo/content/posts")]),
+                   check=True)
+    port = free_port()
+    with open(os.path.join(site, "config.toml"), "w") as f:
+        f.write(f'[site]\ntitle = "Bench"\nbase_url = "http://127.0.0.1:{port}/"\n'
+                f'[server]\nlisten = "127.0.0.1:{port}"\naccess_log = false\n'
+                f'[watch]\ndebounce_ms = {args.debounce_ms}\n')
+    rows = []
+    h = Herald(args.binary, site, port)
+    h.starts = 1
+    first = h.start()
+    rss_ready = h.rss_at_ready
+    print(f"first start: READY after {first:.2f} s, VmHWM {rss_ready:.0f} MB", flush=True)
+    h.wait_disk()
+    hwm_disk = vm(h.proc.pid, "VmHWM")
+    print(f"feeds folder written; VmHWM {hwm_disk:.0f} MB", flush=True)
+    fresh = freshness(h, watch, staging, args.drops, args.debounce_ms)
+    print(f"freshness with {args.n}: median {fresh[0]:.0f} ms, p99 {fresh[1]:.0f} ms", flush=True)
+    serve_rows = [] if args.skip_serving else serving(h, tmp, args.wrk_seconds, ["atom.xml", "uk/atom.xml"])
+    hwm_end = h.stop()
+    h.starts = 2
+    restart = h.start()
+    print(f"restart: READY after {restart:.2f} s", flush=True)
+    h.stop()
+    hugo_res = None if args.skip_hugo else hugo(tmp, args.n)
+
+    db = args.debounce_ms
+    rows.append(("first start to serving (s)", f"{first:.2f}", "", "", "≤ 8", first <= 8))
+    rows.append(("restart to serving (s)", f"{restart:.2f}", "", "", "≤ 2", restart <= 2))
+    peak = max(x for x in [rss_ready, hwm_disk, hwm_end] if x)
+    rows.append(("peak memory (MB, VmHWM)", f"{peak:.0f}", "", "", "≤ 300", peak <= 300))
+    rows.append(("freshness median (ms)", f"{fresh[0]:.0f}", "", "", f"≤ {db + 30}", fresh[0] <= db + 30))
+    rows.append(("freshness p99 (ms)", f"{fresh[1]:.0f}", "", "", f"≤ {db + 100}", fresh[1] <= db + 100))
+    if hugo_res:
+        rows.append(("build from scratch (s) vs Hugo", f"{first:.2f}", f"{hugo_res[0]:.2f}",
+                     f"{hugo_res[0] / first:.1f}x faster", "", True))
+        rows.append(("peak memory (MB) vs Hugo", f"{peak:.0f}", f"{hugo_res[1]:.0f}",
+                     f"{hugo_res[1] / peak:.1f}x less", "", True))
+    for path, kind, hr, nr in serve_rows:
+        ratio = hr[0] / nr[0]
+        rows.append((f"/{path} {kind} req/s vs nginx", f"{hr[0]:.0f}", f"{nr[0]:.0f}", f"{ratio:.2f}",
+                     "≥ 1.0", ratio >= 1.0))
+        rows.append((f"/{path} {kind} p99 ms vs nginx", f"{hr[1]:.2f}", f"{nr[1]:.2f}", "", "≤ nginx",
+                     hr[1] <= nr[1]))
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    lines = [f"N = {args.n} announcements; machine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}; "
+             f"debounce {db} ms; wrk -t2 -c64 -d{args.wrk_seconds}s on the same machine", "",
+             "| measure | herald | anchor | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {'yes' if r[5] else 'NO'} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        open(args.out, "w").write(table + "\n")
+    if not os.environ.get("KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
