@@ -116,7 +116,7 @@ class Herald:
 def get(url, headers=None):
     req = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(req, timeout=10) as r:
-        return r.read(), dict(r.headers)
+        return r.read(), {k.lower(): v for k, v in r.headers.items()}
 
 
 def freshness(herald, watch, staging, drops, debounce_ms):
@@ -189,7 +189,7 @@ def serving(herald, tmp, seconds, feeds):
     for path in feeds:
         plain, _ = get(f"http://127.0.0.1:{herald.port}/{path}")
         gz, h = get(f"http://127.0.0.1:{herald.port}/{path}", {"Accept-Encoding": "gzip"})
-        assert h.get("Content-Encoding") == "gzip", h
+        assert h.get("content-encoding") == "gzip", h
         os.makedirs(os.path.dirname(os.path.join(root, path)) or root, exist_ok=True)
         open(os.path.join(root, path), "wb").write(plain)
         open(os.path.join(root, path + ".gz"), "wb").write(gz)
@@ -207,7 +207,7 @@ def serving(herald, tmp, seconds, feeds):
                         headers = ["Accept-Encoding: gzip"]
                     if kind == "304":
                         _, h = get(url)
-                        headers = [f"If-None-Match: {h['ETag']}"]
+                        headers = [f"If-None-Match: {h['etag']}"]
                     res[name] = wrk(url, headers, seconds)
                 rows.append((path, kind, res["herald"], res["nginx"]))
                 print(f"  {path} {kind}: herald {res['herald'][0]:.0f} req/s p99 {res['herald'][1]:.2f} ms"

@@ -70,10 +70,11 @@ def main():
         kind = r.random()
         text = "\n\n".join(body) + "\n"
         if kind < 0.4:
+            yaml_title = headline.replace("\\", "").replace('"', "'")
             tags = ", ".join(r.sample(TAGS, 2))
             lang_line = f"lang: {lang}\n" if r.random() < 0.5 else ""
             content = (
-                f"---\ntitle: \"{headline}\"\ndate: {date.isoformat()}\n{lang_line}tags: [{tags}]\n---\n{text}"
+                f"---\ntitle: \"{yaml_title}\"\ndate: {date.isoformat()}\n{lang_line}tags: [{tags}]\n---\n{text}"
             )
             name, data = f"a{i:06}.md", content.encode()
         else:

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, Synced};
@@ -35,6 +35,9 @@ const DISK_RETRY: Duration = Duration::from_secs(15);
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let mut engine = Engine::open(config.clone())?;
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    engine.set_cancel(cancel.clone());
+    engine.drop_outcome_entries();
     if let Some(aside) = engine.recovered_from() {
         warn!(moved_to = %aside.display(), "state database was damaged; moved aside and rebuilt from the watch folder (dates of files without a front-matter date are now their modification times)");
     }
@@ -47,9 +50,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let complete = engine.feeds_complete();
     let (initial, documents, rejected) = match engine.sync_full(!complete) {
-        Ok(synced) => {
+        Ok(mut synced) => {
             log_synced(&synced);
-            let documents = synced.documents.clone();
+            // Logged; writing needs only the documents (a large first
+            // start would otherwise hold every outcome until written).
+            synced.plan = Default::default();
+            let documents = if synced.everything {
+                // Writing everything renders everything again.
+                std::mem::take(&mut synced.documents)
+            } else {
+                synced.documents.clone()
+            };
             (Some(synced), documents, rejected_count(&engine))
         }
         Err(EngineError::Watch { path, source }) => {
@@ -169,6 +180,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                                 todo = paths;
                                 *s = Arc::new(next);
                             });
+                            debug!(ms = started.elapsed().as_millis() as u64, "visible");
                             if let Ok(site) = engine.site() {
                                 on_demand.published(site);
                             }
@@ -193,6 +205,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         }
                         behind = written.is_err();
                         log_written(&written);
+                        debug!(
+                            ms = started.elapsed().as_millis() as u64,
+                            "published to memory and disk"
+                        );
                         let languages = engine.catalog().languages().unwrap_or_default();
                         m.published(
                             started.elapsed(),
@@ -277,6 +293,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         };
         serve::run(bound, options, shutdown).await;
         drop(stop_tx);
+        // A write of the whole feeds folder in progress stops early.
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(watch::Msg::Shutdown);
         let joined = tokio::task::spawn_blocking(move || publisher.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
@@ -435,7 +453,9 @@ fn rejected_count(engine: &Engine) -> usize {
 }
 
 fn log_written(written: &Result<crate::publish::WriteReport, EngineError>) {
-    if let Err(e) = written {
+    if let Err(EngineError::Interrupted) = written {
+        info!("stopped writing the feeds folder for shutdown; the next start completes it");
+    } else if let Err(e) = written {
         error!(error = %e, "cannot write the feeds folder; serving from memory, will retry on the next change");
     }
 }

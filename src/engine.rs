@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 
@@ -49,6 +51,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error("interrupted by shutdown")]
+    Interrupted,
 }
 
 /// What one sync did.
@@ -78,6 +82,12 @@ impl Synced {
 
 pub struct Engine {
     progress: Option<pipeline::Progress>,
+    /// Set when the daemon stops: long writes end early (every file
+    /// written so far is whole; the rest is written at the next start).
+    cancel: Option<Arc<AtomicBool>>,
+    /// Whether outcomes keep their (slim) entries; the daemon only logs
+    /// outcomes and does without them (100,000 files: ~60 MB).
+    outcome_entries: bool,
     config: Config,
     catalog: Catalog,
     id_prefix: String,
@@ -96,6 +106,8 @@ impl Engine {
         let (id_prefix, epoch) = identity(&catalog, &config, now, true)?;
         Ok(Engine {
             progress: None,
+            cancel: None,
+            outcome_entries: true,
             config,
             catalog,
             id_prefix,
@@ -116,6 +128,23 @@ impl Engine {
     /// Where a damaged state database was moved, if it was.
     pub fn recovered_from(&self) -> Option<&PathBuf> {
         self.catalog.recovered_from.as_ref()
+    }
+
+    /// A flag that, once set, makes a long write stop early with
+    /// [`EngineError::Interrupted`].
+    pub fn set_cancel(&mut self, cancel: Arc<AtomicBool>) {
+        self.cancel = Some(cancel);
+    }
+
+    /// Outcomes without their entries (for callers that only log them).
+    pub fn drop_outcome_entries(&mut self) {
+        self.outcome_entries = false;
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     /// Called during long syncs (the daemon's liveness heartbeat).
@@ -163,6 +192,7 @@ impl Engine {
         let (mut planning, mut applying) = (0u128, 0u128);
         let chunks: Vec<&[&scan::FileInfo]> = to_read.chunks(CHUNK).collect();
         let last = chunks.len().saturating_sub(1);
+        let keep_entries = self.outcome_entries;
         let catalog = &mut self.catalog;
         std::thread::scope(|s| -> Result<(), EngineError> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -195,6 +225,11 @@ impl Engine {
                 let t = std::time::Instant::now();
                 catalog.apply(&std::mem::take(&mut part.changes), ctx.now)?;
                 applying += t.elapsed().as_millis();
+                if !keep_entries {
+                    for o in &mut part.outcomes {
+                        o.entry = None;
+                    }
+                }
                 plan.extend(part);
             }
             Ok(())
@@ -328,7 +363,9 @@ impl Engine {
         } else {
             layout.affected(&plan.footprints)?
         };
-        for lang in languages_before
+        let languages_before_set = languages_before.as_ref();
+        for lang in languages_before_set
+            .cloned()
             .unwrap_or_default()
             .difference(&languages_now)
         {
@@ -342,6 +379,15 @@ impl Engine {
                     scope: crate::render::Scope::lang(l),
                     format: crate::layout::Format::Atom,
                 });
+            }
+        }
+        if !everything
+            && languages_before_set != Some(&languages_now)
+            && !plan.footprints.is_empty()
+        {
+            // The OPML list names every language's feeds.
+            if !affected.contains(&Doc::Opml) {
+                affected.push(Doc::Opml);
             }
         }
         self.languages = Some(languages_now);
@@ -410,6 +456,9 @@ impl Engine {
                 if let Some(progress) = &self.progress {
                     progress();
                 }
+            }
+            if self.cancelled() {
+                return Err(EngineError::Interrupted);
             }
             let Some(d) = layout.render(doc)? else {
                 continue;

@@ -516,7 +516,9 @@ impl Layout<'_> {
                 scopes.insert(s);
             }
         }
-        if !footprints.is_empty() {
+        // The OPML list names the tag feeds; the caller adds it when the
+        // set of languages changes.
+        if footprints.iter().any(|f| !f.tags.is_empty()) {
             docs.insert(Doc::Opml);
         }
         for scope in &scopes {
