@@ -774,6 +774,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_opml_list_is_affected_only_by_tagged_changes() {
+        let catalog = Catalog::open_in_memory().unwrap();
+        let site = crate::render::fixtures::site();
+        let layout = Layout {
+            catalog: &catalog,
+            site: &site,
+            max_entries: 50,
+            tombstones_since: site.epoch,
+        };
+        let mut f = Footprint {
+            lang: "uk".into(),
+            slug: "tram".into(),
+            tags: Vec::new(),
+            sort_key: 0,
+        };
+        let docs = layout.affected(std::slice::from_ref(&f)).unwrap();
+        assert!(docs.contains(&Doc::Page {
+            lang: "uk".into(),
+            slug: "tram".into()
+        }));
+        assert!(!docs.contains(&Doc::Opml), "{docs:?}");
+        f.tags = vec![Tag::new("Транспорт").unwrap()];
+        let docs = layout.affected(&[f]).unwrap();
+        assert!(docs.contains(&Doc::Opml), "{docs:?}");
+    }
+
+    #[test]
     fn paths_round_trip() {
         let uk = LangTag::parse("uk").unwrap();
         let tag = Tag::new("Транспорт").unwrap();

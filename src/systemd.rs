@@ -115,3 +115,44 @@ pub fn activated_listeners() -> std::io::Result<Vec<(String, TcpListener)>> {
     std::env::remove_var("LISTEN_FDNAMES");
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_manager_that_does_not_read_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let _reader = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let target = path.into_os_string();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Far more than a datagram socket's receive queue holds.
+            let line = "STATUS=".to_string() + &"x".repeat(1000);
+            let mut refused = 0;
+            for _ in 0..5_000 {
+                if send_nonblocking(&target, line.as_bytes()).is_err() {
+                    refused += 1;
+                }
+            }
+            let _ = done_tx.send(refused);
+        });
+        let refused = done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("sending blocked on a full socket");
+        assert!(refused > 0, "the queue never filled up");
+    }
+
+    #[test]
+    fn abstract_socket_names_are_understood() {
+        let name = format!("herald-test-{}", std::process::id());
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let reader = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+        send_nonblocking(std::ffi::OsStr::new(&format!("@{name}")), b"READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = reader.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+    }
+}
