@@ -48,6 +48,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // is brought up to date afterwards, by the publishing thread, so that
     // a large archive does not delay serving.
     let started = std::time::Instant::now();
+    // Armed first: what changes during the first sync arrives as events.
+    let early = watch::start_early(&engine, tx.clone());
     let complete = engine.feeds_complete();
     let (initial, documents, rejected) = match engine.sync_full(!complete) {
         Ok(mut synced) => {
@@ -162,6 +164,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 let websub_owner = websub.clone();
                 watch::run(
                     engine,
+                    early,
                     rx,
                     watcher_tx,
                     thread_metrics,
