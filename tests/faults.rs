@@ -249,3 +249,61 @@ fn state_folder_deleted_or_garbage_rebuilds_with_the_same_ids() {
             .to_string_lossy()
             .starts_with("herald.db.damaged-")));
 }
+
+/// Restores a `/proc/sys` value when dropped (also when the test fails).
+struct Knob {
+    path: &'static str,
+    old: String,
+}
+
+impl Drop for Knob {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, self.old.trim());
+    }
+}
+
+/// The kernel's inotify queue made to overflow for real: the daemon's
+/// watcher is created while `max_queued_events` is 32 (root only; the
+/// value is restored as soon as the daemon is up, and an inotify instance
+/// keeps the limit it was created with). The files must all arrive through
+/// the rescan that the overflow triggers.
+#[test]
+fn event_queue_overflow_is_caught_by_a_rescan() {
+    const KNOB: &str = "/proc/sys/fs/inotify/max_queued_events";
+    let Ok(old) = std::fs::read_to_string(KNOB) else {
+        eprintln!("skipped: {KNOB} cannot be read");
+        return;
+    };
+    if std::fs::write(KNOB, "32").is_err() {
+        eprintln!("skipped: {KNOB} cannot be written (not root)");
+        return;
+    }
+    let knob = Knob { path: KNOB, old };
+    let site = Site::for_daemon("[feeds]\nmax_entries = 100000\n");
+    let d = site.serve();
+    drop(knob);
+    let n = 600;
+    for i in 0..n {
+        std::fs::write(
+            site.watch().join(format!("q{i:04}.txt")),
+            format!("Queue test {i}\n\nText {i}.\n"),
+        )
+        .unwrap();
+    }
+    let ids = wait_for(Duration::from_secs(120), || {
+        let ids = support::feed_ids(&d.get("/atom.xml"));
+        (ids.len() >= n).then_some(ids)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "only {} of {n} appeared",
+            support::feed_ids(&d.get("/atom.xml")).len()
+        )
+    });
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
+    assert!(
+        d.logs().iter().any(|l| l.contains("overflowed")),
+        "the queue overflowed and said so: {:#?}",
+        d.logs()
+    );
+}
