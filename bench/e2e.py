@@ -240,7 +240,7 @@ def main():
     ap.add_argument("--n", type=int, default=100000)
     ap.add_argument("--binary", default=os.path.join(TARGET, "release/herald"))
     ap.add_argument("--debounce-ms", type=int, default=100)
-    ap.add_argument("--drops", type=int, default=40)
+    ap.add_argument("--drops", type=int, default=100)
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--out")
     ap.add_argument("--skip-hugo", action="store_true")
