@@ -177,15 +177,15 @@ pub async fn run(
 
 /// Answers one request.
 pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<Full<Bytes>> {
-    let start = Instant::now();
+    let start = state.options.access_log.then(Instant::now);
     let method = req.method().clone();
-    let raw_path = req.uri().path().to_string();
+    let raw_path = req.uri().path();
     // herald's own watchdog probe every few seconds would drown the log.
     let probe = req
         .headers()
         .get(header::USER_AGENT)
         .is_some_and(|ua| ua.as_bytes() == b"herald-watchdog");
-    let (route, response) = respond(state, &method, &raw_path, req.headers());
+    let (route, response) = respond(state, &method, raw_path, req.headers());
     let bytes = if method == Method::HEAD {
         0
     } else {
@@ -199,7 +199,7 @@ pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<F
     state
         .metrics
         .request(route, response.status().as_u16(), bytes);
-    if state.options.access_log && !probe {
+    if let Some(start) = start.filter(|_| !probe) {
         info!(
             target: "herald::access",
             peer = %peer.ip(),
@@ -310,22 +310,30 @@ fn represent(
     method: &Method,
     headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
+    // Every header value is static or made once per publish: no
+    // allocation or validation per request.
     let (body, encoding, etag) = select_encoding(resource, headers);
     let mut builder = Response::builder()
-        .header(header::CONTENT_TYPE, resource.content_type)
-        .header(header::ETAG, etag.as_str())
-        .header(header::LAST_MODIFIED, resource.last_modified.as_str())
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(resource.content_type),
+        )
+        .header(header::ETAG, etag.clone())
+        .header(header::LAST_MODIFIED, resource.last_modified_value.clone())
         .header(header::CACHE_CONTROL, state.cache_control.clone())
-        .header(header::VARY, "Accept-Encoding")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        .header(header::VARY, HeaderValue::from_static("Accept-Encoding"))
+        .header(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
     if resource.content_type.starts_with("text/html") {
         builder = builder.header(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; img-src https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
         );
     }
     if let Some(enc) = encoding {
-        builder = builder.header(header::CONTENT_ENCODING, enc);
+        builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
     if not_modified(resource, headers) {
         return builder
@@ -374,7 +382,7 @@ pub fn route(raw: &str) -> Option<String> {
     Some(if is_dir {
         format!("{dir}/index.html")
     } else {
-        dir.to_string()
+        decoded
     })
 }
 
@@ -398,13 +406,23 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Picks the representation: the coding with the highest q-value among
 /// those available (brotli before gzip before identity on ties).
-fn select_encoding(r: &Resource, headers: &HeaderMap) -> (Bytes, Option<&'static str>, String) {
-    let accept = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
+fn select_encoding<'r>(
+    r: &'r Resource,
+    headers: &HeaderMap,
+) -> (Bytes, Option<&'static str>, &'r HeaderValue) {
+    let mut values = headers.get_all(header::ACCEPT_ENCODING).iter();
+    // One Accept-Encoding header (the usual case) is read in place.
+    let accept: std::borrow::Cow<str> = match (values.next(), values.next()) {
+        (None, _) => "".into(),
+        (Some(v), None) => v.to_str().unwrap_or("").into(),
+        _ => headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+            .into(),
+    };
     let q = |coding: &str| accept_q(&accept, coding);
     // Identity is acceptable by default, but ranks above a compressed
     // coding only with an explicit, higher q-value.
@@ -430,14 +448,14 @@ fn select_encoding(r: &Resource, headers: &HeaderMap) -> (Bytes, Option<&'static
         Some("br") => (
             r.brotli.clone().unwrap_or_default(),
             Some("br"),
-            format!("\"{}-br\"", r.digest),
+            &r.etags[2],
         ),
         Some("gzip") => (
             r.gzip.clone().unwrap_or_default(),
             Some("gzip"),
-            format!("\"{}-gz\"", r.digest),
+            &r.etags[1],
         ),
-        _ => (r.identity.clone(), None, format!("\"{}\"", r.digest)),
+        _ => (r.identity.clone(), None, &r.etags[0]),
     }
 }
 

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hyper::header::HeaderValue;
 use sha2::{Digest, Sha256};
 
 use crate::publish::Document;
@@ -38,6 +39,10 @@ pub struct Resource {
     pub last_modified_secs: i64,
     /// Compressed forms are being made (served uncompressed meanwhile).
     pub pending: bool,
+    /// Header values made once, not per request: the strong `ETag` of
+    /// each representation (identity, gzip, brotli) and `Last-Modified`.
+    pub etags: [HeaderValue; 3],
+    pub last_modified_value: HeaderValue,
 }
 
 impl Resource {
@@ -209,14 +214,24 @@ fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Re
     let secs = doc.last_modified.unwrap_or(now).max(0);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
     let compress = compress && doc.bytes.len() >= MIN_COMPRESS;
+    let last_modified = httpdate::fmt_http_date(time);
+    let value = |text: String| {
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    };
     Resource {
         pending: false,
+        etags: [
+            value(format!("\"{digest}\"")),
+            value(format!("\"{digest}-gz\"")),
+            value(format!("\"{digest}-br\"")),
+        ],
+        last_modified_value: value(last_modified.clone()),
         content_type: doc.content_type,
         gzip: compress.then(|| gzip(&doc.bytes)).flatten(),
         brotli: compress.then(|| brotli(&doc.bytes)).flatten(),
         identity: doc.bytes.clone(),
         digest,
-        last_modified: httpdate::fmt_http_date(time),
+        last_modified,
         last_modified_secs: secs,
     }
 }
