@@ -149,21 +149,10 @@ fn twenty_thousand_files_at_once_all_appear() {
     let d = site.serve();
     let n = 20_000;
     let started = Instant::now();
-    for i in 0..n {
-        std::fs::write(
-            site.watch().join(format!("f{i:05}.md")),
+    let ids = drop_all_and_wait(&site, &d, n, Duration::from_secs(400), |i| {
+        (
+            format!("f{i:05}.md"),
             format!("---\ntitle: File {i}\nlang: en\n---\nText {i}.\n"),
-        )
-        .unwrap();
-    }
-    let ids = wait_for(Duration::from_secs(400), || {
-        let ids = support::feed_ids(&d.get("/atom.xml"));
-        (ids.len() >= n).then_some(ids)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "only {} of {n} appeared",
-            support::feed_ids(&d.get("/atom.xml")).len()
         )
     });
     println!("{n} files visible after {:?}", started.elapsed());
@@ -250,6 +239,31 @@ fn state_folder_deleted_or_garbage_rebuilds_with_the_same_ids() {
             .starts_with("herald.db.damaged-")));
 }
 
+/// Writes `n` files at once (name and content from `file`) and waits until
+/// the feed holds at least `n` entries; returns their ids.
+fn drop_all_and_wait(
+    site: &Site,
+    d: &support::Daemon,
+    n: usize,
+    deadline: Duration,
+    file: impl Fn(usize) -> (String, String),
+) -> Vec<String> {
+    for i in 0..n {
+        let (name, text) = file(i);
+        std::fs::write(site.watch().join(name), text).unwrap();
+    }
+    wait_for(deadline, || {
+        let ids = support::feed_ids(&d.get("/atom.xml"));
+        (ids.len() >= n).then_some(ids)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "only {} of {n} appeared",
+            support::feed_ids(&d.get("/atom.xml")).len()
+        )
+    })
+}
+
 /// Restores a `/proc/sys` value when dropped (also when the test fails).
 struct Knob {
     path: &'static str,
@@ -283,21 +297,10 @@ fn event_queue_overflow_is_caught_by_a_rescan() {
     let d = site.serve();
     drop(knob);
     let n = 600;
-    for i in 0..n {
-        std::fs::write(
-            site.watch().join(format!("q{i:04}.txt")),
+    let ids = drop_all_and_wait(&site, &d, n, Duration::from_secs(120), |i| {
+        (
+            format!("q{i:04}.txt"),
             format!("Queue test {i}\n\nText {i}.\n"),
-        )
-        .unwrap();
-    }
-    let ids = wait_for(Duration::from_secs(120), || {
-        let ids = support::feed_ids(&d.get("/atom.xml"));
-        (ids.len() >= n).then_some(ids)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "only {} of {n} appeared",
-            support::feed_ids(&d.get("/atom.xml")).len()
         )
     });
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
