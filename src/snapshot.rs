@@ -37,8 +37,6 @@ pub struct Resource {
     /// `Last-Modified`, as an HTTP date and as Unix seconds.
     pub last_modified: String,
     pub last_modified_secs: i64,
-    /// Compressed forms are being made (served uncompressed meanwhile).
-    pub pending: bool,
     /// Header values made once, not per request: the strong `ETag` of
     /// each representation (identity, gzip, brotli) and `Last-Modified`.
     pub etags: [HeaderValue; 3],
@@ -106,17 +104,18 @@ impl Snapshot {
             {
                 continue;
             }
-            let mut r = resource_with(doc, digest, now, false);
-            r.pending = doc.bytes.len() >= MIN_COMPRESS;
-            if r.pending {
+            // Same bytes (checked above): the compressed forms are kept.
+            if doc.bytes.len() >= MIN_COMPRESS {
                 todo.push(doc.path.clone());
             }
+            let r = resource_with(doc, digest, now, false);
             resources.insert(doc.path.clone(), Arc::new(r));
         }
         (Snapshot { resources }, todo)
     }
 
-    /// The compressed forms of `paths` (blocking; off the lock).
+    /// The compressed forms of `paths` (blocking; off the lock; spread over
+    /// the cores, compression being the cost of a publish).
     pub fn compress(&self, paths: &[String]) -> Vec<(String, Arc<Resource>)> {
         let docs: Vec<(String, Document, String, i64)> = paths
             .iter()
@@ -160,26 +159,9 @@ impl Snapshot {
     /// A new snapshot: this one, with `documents` put in and `removed` taken
     /// out. `now` (Unix seconds) is the fallback `Last-Modified`.
     pub fn updated(&self, documents: &[Document], removed: &[String], now: i64) -> Snapshot {
-        let mut resources = self.resources.clone();
-        for path in removed {
-            resources.remove(path);
-        }
-        let fresh: Vec<(&Document, String)> = documents
-            .iter()
-            .map(|doc| (doc, hex(&Sha256::digest(&doc.bytes)[..16])))
-            // Same bytes: keep the compressed forms.
-            .filter(|(doc, digest)| {
-                resources
-                    .get(&doc.path)
-                    .is_none_or(|old| old.digest != *digest)
-            })
-            .collect();
-        // Compression is the cost of a publish: spread it over the cores.
-        let made = parallel(&fresh, |(d, g)| resource(d, g.clone(), now));
-        for ((doc, _), r) in fresh.iter().zip(made) {
-            resources.insert(doc.path.clone(), Arc::new(r));
-        }
-        Snapshot { resources }
+        let (next, todo) = self.updated_uncompressed(documents, removed, now);
+        let done = next.compress(&todo);
+        next.compressed(&done)
     }
 }
 
@@ -219,7 +201,6 @@ fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Re
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
     };
     Resource {
-        pending: false,
         etags: [
             value(format!("\"{digest}\"")),
             value(format!("\"{digest}-gz\"")),
