@@ -6,6 +6,8 @@
 //! guessed by chardetng. The result is normalised for XML 1.0: CRLF/CR -> LF,
 //! no characters XML forbids, no ANSI escape sequences, no BOM.
 
+use std::borrow::Cow;
+
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 
 /// Decoded text and what it took to get it.
@@ -32,12 +34,15 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         return Err(DecodeError::Empty);
     }
     let mut warnings = Vec::new();
+    // Valid UTF-8 (most files) is checked once and borrowed, not decoded.
+    let mut valid_utf8 = None;
     let (encoding, body) = if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
         (enc, &bytes[bom_len..])
     } else if let Some(enc) = utf16_without_bom(bytes) {
         warnings.push(format!("no byte order mark; read as {}", enc.name()));
         (enc, bytes)
-    } else if std::str::from_utf8(bytes).is_ok() {
+    } else if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
+        valid_utf8 = Some(text);
         (UTF_8, bytes)
     } else if mostly_utf8(bytes) {
         warnings.push("invalid UTF-8 sequences replaced with U+FFFD".to_string());
@@ -50,14 +55,21 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         detector.feed(bytes, true);
         (detector.guess(None, false), bytes)
     };
-    let (text, had_errors) = encoding.decode_without_bom_handling(body);
+    let (text, had_errors) = match valid_utf8 {
+        Some(text) => (Cow::Borrowed(text), false),
+        None => encoding.decode_without_bom_handling(body),
+    };
     if had_errors && encoding != UTF_8 {
         warnings.push(format!(
             "bytes not valid in {} replaced with U+FFFD",
             encoding.name()
         ));
     }
-    let text = clean(&text);
+    let text = if needs_cleaning(&text) {
+        clean(&text)
+    } else {
+        text.into_owned()
+    };
     if looks_garbled(&text) {
         return Err(DecodeError::Binary("mostly unprintable after decoding"));
     }
@@ -70,7 +82,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 
 /// Text whose every other byte is NUL is UTF-16 saved without a BOM.
 fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
-    if bytes.len() < 8 || !bytes.len().is_multiple_of(2) {
+    if bytes.len() < 8 || !bytes.len().is_multiple_of(2) || !bytes.contains(&0) {
         return None;
     }
     let pairs = bytes.len() / 2;
@@ -151,6 +163,10 @@ fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
 
 /// After decoding: mostly replacement or control characters means garbage.
 fn looks_garbled(text: &str) -> bool {
+    // After `clean` the only "bad" characters left are U+FFFD.
+    if !text.contains('\u{FFFD}') {
+        return false;
+    }
     let mut total = 0usize;
     let mut bad = 0usize;
     for c in text.chars().take(20_000) {
@@ -163,6 +179,23 @@ fn looks_garbled(text: &str) -> bool {
         }
     }
     total > 0 && bad * 5 > total
+}
+
+/// Whether [`clean`] would change `text`: a byte-wise scan (every character
+/// it removes or rewrites starts with an ASCII control byte or with the
+/// UTF-8 lead bytes of U+0080..U+009F, U+FEFF, U+FFFE and U+FFFF).
+fn needs_cleaning(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| match c {
+        b'\n' | b'\t' => false,
+        0..=0x1f | 0x7f => true,
+        0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        0xef => matches!(
+            b.get(i + 1..i + 3),
+            Some([0xbb, 0xbf] | [0xbf, 0xbe | 0xbf])
+        ),
+        _ => false,
+    })
 }
 
 /// Normalises decoded text for XML 1.0 and for the parsers after it.
@@ -278,5 +311,24 @@ mod tests {
         assert_eq!(clean("a\u{0b}b\u{0c}c"), "a\nb\nc");
         assert_eq!(clean("\u{feff}x\u{fffe}\u{85}"), "x");
         assert_eq!(clean("emoji 👨‍👩‍👧‍👦 ok"), "emoji 👨‍👩‍👧‍👦 ok");
+    }
+
+    #[test]
+    fn the_cleaning_shortcut_agrees_with_clean() {
+        for s in [
+            "plain text\nwith\tlines",
+            "Київ, вул. Хрещатик — «Євро» ¥ ÿ ￼ ﻿",
+            "a\r\nb",
+            "x\u{0}y",
+            "del\u{7f}",
+            "c1\u{85}\u{9f}",
+            "keep \u{a0}\u{a9}\u{c2}\u{ef}",
+            "bom\u{feff}",
+            "non\u{fffe}\u{ffff}",
+            "ok \u{fffd}\u{fefe}\u{ffbf}",
+            "esc \u{1b}[1m",
+        ] {
+            assert_eq!(needs_cleaning(s), clean(s) != s, "{s:?}");
+        }
     }
 }

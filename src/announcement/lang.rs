@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use lingua::{IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder};
+use lingua::{Language, LanguageDetector, LanguageDetectorBuilder};
 
 /// A valid, normalised BCP 47 language tag: `uk`, `pt-BR`, `sr-Latn`, `zh-Hant-TW`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -200,7 +200,12 @@ const DEFAULT_MARGIN: f64 = 0.10;
 /// allowed language can be detected; the caller falls back to the default.
 pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Detection> {
     let sample = prepare(text);
-    if sample.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+    if sample
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .nth(MIN_LETTERS - 1)
+        .is_none()
+    {
         return None;
     }
     let languages = candidate_languages(allowed);
@@ -379,10 +384,20 @@ fn candidate_languages(allowed: &[LangTag]) -> Vec<Language> {
     out
 }
 
+/// A supported language by its ISO 639-1 code (lowercase, as CLD2 and
+/// [`LangTag::primary`] give it). A map built once: lingua's own parsing of
+/// the code compares it with every code it knows, on each call.
 fn language_of(primary: &str) -> Option<Language> {
-    let code: IsoCode639_1 = primary.parse().ok()?;
-    let lang = Language::from_iso_code_639_1(&code);
-    SUPPORTED.contains(&lang).then_some(lang)
+    static BY_CODE: OnceLock<HashMap<String, Language>> = OnceLock::new();
+    BY_CODE
+        .get_or_init(|| {
+            SUPPORTED
+                .iter()
+                .map(|l| (l.iso_code_639_1().to_string(), *l))
+                .collect()
+        })
+        .get(primary)
+        .copied()
 }
 
 fn tag_of(lang: Language) -> Option<LangTag> {

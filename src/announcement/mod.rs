@@ -163,11 +163,11 @@ pub fn parse(path: &str, bytes: &[u8], options: &ParseOptions) -> Result<Announc
     };
 
     let title = match fm.title.as_deref().or(explicit_title.as_deref()) {
-        Some(t) => text::shorten(&text::squash_whitespace(t), options.max_title_chars),
-        None => {
-            let sentence = text::squash_whitespace(text::first_sentence(&body_text));
-            text::shorten(&sentence, DERIVED_TITLE_CHARS.min(options.max_title_chars))
-        }
+        Some(t) => text::squash_and_shorten(t, options.max_title_chars),
+        None => text::squash_and_shorten(
+            text::first_sentence(&body_text),
+            DERIVED_TITLE_CHARS.min(options.max_title_chars),
+        ),
     };
     if title.is_empty() {
         return Err(ParseError::Blank);
@@ -183,7 +183,7 @@ pub fn parse(path: &str, bytes: &[u8], options: &ParseOptions) -> Result<Announc
         None if text::is_blank(&body_text) => title.clone(),
         None => body_text.clone(),
     };
-    let summary = summarise(&summary_source, options.max_summary_chars);
+    let summary = text::squash_and_shorten(&summary_source, options.max_summary_chars);
 
     let (lang, lang_source) =
         resolve_language(path, &fm, &title, &body_text, options, &mut warnings);
@@ -241,22 +241,6 @@ fn resolve_language(
         Some(d) => (d.lang, LangSource::Detected),
         None => (options.default_language.clone(), LangSource::Default),
     }
-}
-
-/// The first `max_chars` of a text, whitespace squashed. Looks at a prefix
-/// first: a 4 KB body need not be squashed whole for a 400-char summary.
-fn summarise(source: &str, max_chars: usize) -> String {
-    let prefix_end = source
-        .char_indices()
-        .nth(max_chars.saturating_mul(4))
-        .map_or(source.len(), |(i, _)| i);
-    if prefix_end < source.len() {
-        let squashed = text::squash_whitespace(&source[..prefix_end]);
-        if squashed.chars().count() > max_chars {
-            return text::shorten(&squashed, max_chars);
-        }
-    }
-    text::shorten(&text::squash_whitespace(source), max_chars)
 }
 
 /// `news/tram.uk.md` -> `path:news/tram`: files that differ only in their

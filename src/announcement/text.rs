@@ -5,7 +5,7 @@
 //! finds a headline (a short first line followed by a blank line), derives a
 //! title from the first sentence, and shortens text on grapheme boundaries.
 
-use unicode_segmentation::UnicodeSegmentation;
+use unicode_segmentation::GraphemeCursor;
 
 /// The longest first line still taken for a headline.
 const HEADLINE_MAX_CHARS: usize = 200;
@@ -289,30 +289,64 @@ fn is_abbreviation(before_period: &str) -> bool {
 /// grapheme cluster.
 pub fn shorten(s: &str, max_chars: usize) -> String {
     let s = trim(s);
-    if s.chars().count() <= max_chars {
+    if s.char_indices().nth(max_chars).is_none() {
         return s.to_string();
     }
     let budget = max_chars.saturating_sub(1).max(1);
-    let mut cut = 0; // byte offset of the end of the last grapheme that fits
-    let mut last_space = None;
-    let mut chars = 0;
-    for (offset, g) in s.grapheme_indices(true) {
-        let n = g.chars().count();
-        if chars + n > budget {
-            break;
-        }
-        chars += n;
-        if g.chars().all(char::is_whitespace) {
-            last_space = Some((offset, chars));
-        }
-        cut = offset + g.len();
-    }
-    let end = match last_space {
+    // The end of the last grapheme that fits: the grapheme boundary at or
+    // before the end of the first `budget` characters.
+    let limit = s.char_indices().nth(budget).map_or(s.len(), |(i, _)| i);
+    let cut = grapheme_boundary_at_or_before(s, limit);
+    // The last whitespace grapheme before the cut, and the characters up to
+    // its end.
+    let space = s[..cut]
+        .char_indices()
+        .rev()
+        .filter(|&(_, c)| c.is_whitespace())
+        .find(|&(i, c)| {
+            let end = i + c.len_utf8();
+            grapheme_boundary_at_or_before(s, i) == i
+                && grapheme_boundary_at_or_before(s, end) == end
+        })
+        .map(|(i, c)| (i, s[..i + c.len_utf8()].chars().count()));
+    let end = match space {
         Some((offset, at)) if at * 2 >= budget => offset,
         _ => cut,
     };
     let head = s[..end].trim_end_matches(|c: char| c.is_whitespace() || ",;:–—-(".contains(c));
     format!("{head}…")
+}
+
+/// [`shorten`] of [`squash_whitespace`], looking only at as much of `s` as
+/// it needs: a 4 KB body need not be squashed whole for a 400-char summary.
+pub fn squash_and_shorten(s: &str, max_chars: usize) -> String {
+    // A prefix whose squashed form is still longer than `max_chars` gives
+    // the same first `max_chars + 1` characters as the whole text, which is
+    // all `shorten` looks at. Text rarely has long whitespace runs, so a
+    // short prefix usually does; a longer one covers the rest.
+    for prefix_chars in [max_chars + max_chars / 4 + 16, max_chars.saturating_mul(4)] {
+        let Some((end, _)) = s.char_indices().nth(prefix_chars) else {
+            break;
+        };
+        let squashed = squash_whitespace(&s[..end]);
+        if trim(&squashed).char_indices().nth(max_chars).is_some() {
+            return shorten(&squashed, max_chars);
+        }
+    }
+    shorten(&squash_whitespace(s), max_chars)
+}
+
+/// The nearest extended grapheme cluster boundary at or before byte `at`
+/// (a character boundary of `s`).
+fn grapheme_boundary_at_or_before(s: &str, at: usize) -> usize {
+    let mut cursor = GraphemeCursor::new(at, s.len(), true);
+    match cursor.is_boundary(s, 0) {
+        Ok(true) => at,
+        // With the whole string as the chunk the cursor needs no more
+        // context; a character boundary is the safe answer if it did.
+        Ok(false) => cursor.prev_boundary(s, 0).ok().flatten().unwrap_or(at),
+        Err(_) => at,
+    }
 }
 
 /// Collapses runs of breaking whitespace into single spaces. No-break spaces
@@ -321,11 +355,26 @@ pub fn shorten(s: &str, max_chars: usize) -> String {
 pub fn squash_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let breaking = |c: char| c.is_whitespace() && !matches!(c, '\u{a0}' | '\u{202f}' | '\u{2007}');
-    for word in s.split(breaking).filter(|w| !w.is_empty()) {
+    // Copies runs of non-breaking text whole; a space goes in before a run
+    // only when something came before it.
+    let mut run_start = None;
+    for (i, c) in s.char_indices() {
+        if breaking(c) {
+            if let Some(start) = run_start.take() {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&s[start..i]);
+            }
+        } else if run_start.is_none() {
+            run_start = Some(i);
+        }
+    }
+    if let Some(start) = run_start {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(word);
+        out.push_str(&s[start..]);
     }
     out
 }
@@ -333,16 +382,21 @@ pub fn squash_whitespace(s: &str) -> String {
 /// Escapes text for XML and HTML content and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let mut done = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.push_str(&s[done..i]);
+        out.push_str(entity);
+        done = i + 1;
     }
+    out.push_str(&s[done..]);
     out
 }
 
@@ -459,10 +513,68 @@ mod tests {
         let family = "👨‍👩‍👧‍👦👨‍👩‍👧‍👦👨‍👩‍👧‍👦";
         let s = shorten(family, 9);
         assert!(family.starts_with(s.trim_end_matches('…')));
-        assert_eq!(s.trim_end_matches('…').graphemes(true).count(), 1);
+        assert_eq!(
+            unicode_segmentation::UnicodeSegmentation::graphemes(s.trim_end_matches('…'), true)
+                .count(),
+            1
+        );
         // One long word: cut at a character boundary.
         let s = shorten(&"й".repeat(1000), 50);
         assert_eq!(s.chars().count(), 50);
+    }
+
+    /// The grapheme-by-grapheme walk `shorten` used to do: the fast version
+    /// must cut at the same place.
+    fn shorten_by_walking(s: &str, max_chars: usize) -> String {
+        use unicode_segmentation::UnicodeSegmentation;
+        let s = trim(s);
+        if s.chars().count() <= max_chars {
+            return s.to_string();
+        }
+        let budget = max_chars.saturating_sub(1).max(1);
+        let (mut cut, mut last_space, mut chars) = (0, None, 0);
+        for (offset, g) in s.grapheme_indices(true) {
+            let n = g.chars().count();
+            if chars + n > budget {
+                break;
+            }
+            chars += n;
+            if g.chars().all(char::is_whitespace) {
+                last_space = Some((offset, chars));
+            }
+            cut = offset + g.len();
+        }
+        let end = match last_space {
+            Some((offset, at)) if at * 2 >= budget => offset,
+            _ => cut,
+        };
+        let head = s[..end].trim_end_matches(|c: char| c.is_whitespace() || ",;:–—-(".contains(c));
+        format!("{head}…")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shorten_cuts_where_the_grapheme_walk_does(
+            s in "[a-zé ,\\-\u{301}\u{200d}\u{1F468}\u{1F469}\u{a0}\n\t\u{3000}й]{0,60}",
+            max in 0usize..40,
+        ) {
+            proptest::prop_assert_eq!(shorten(&s, max), shorten_by_walking(&s, max));
+        }
+
+        #[test]
+        fn squash_and_shorten_is_shorten_of_squash(
+            s in "[a-z \n\t\u{a0}\u{301}\u{200b}\u{200d}\u{1F468}й]{0,80}",
+            max in 0usize..30,
+        ) {
+            proptest::prop_assert_eq!(squash_and_shorten(&s, max), shorten(&squash_whitespace(&s), max));
+        }
+
+        #[test]
+        fn squash_matches_split_and_join(s in "[a-z \n\t\u{a0}\u{2003}\u{202f}й]{0,40}") {
+            let breaking = |c: char| c.is_whitespace() && !matches!(c, '\u{a0}' | '\u{202f}' | '\u{2007}');
+            let expected = s.split(breaking).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+            proptest::prop_assert_eq!(squash_whitespace(&s), expected);
+        }
     }
 
     #[test]
