@@ -200,14 +200,11 @@ const DEFAULT_MARGIN: f64 = 0.10;
 /// allowed language can be detected; the caller falls back to the default.
 pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Detection> {
     let sample = prepare(text);
-    if sample
+    // At least MIN_LETTERS letters (counting stops there).
+    sample
         .chars()
         .filter(|c| c.is_alphabetic())
-        .nth(MIN_LETTERS - 1)
-        .is_none()
-    {
-        return None;
-    }
+        .nth(MIN_LETTERS - 1)?;
     let languages = candidate_languages(allowed);
     match languages.len() {
         0 => return None,
