@@ -21,6 +21,10 @@ const SCHEMA_VERSION: i64 = 2;
 const STATEMENT_CACHE: usize = 96;
 const DB_FILE: &str = "herald.db";
 const LOCK_FILE: &str = "herald.lock";
+/// Present while a new database is filled without a rollback journal (see
+/// [`Catalog::finish_import`]); found at open, it means that fill was
+/// interrupted and the database is started over.
+const IMPORT_MARKER: &str = "herald.db-importing";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -220,6 +224,10 @@ pub struct Catalog {
     _lock: Option<File>,
     /// Set when a damaged database was moved aside on open.
     pub recovered_from: Option<PathBuf>,
+    /// A new database being filled without a journal: the marker file.
+    importing: Option<PathBuf>,
+    /// An interrupted first import was discarded on open.
+    pub import_restarted: bool,
 }
 
 impl Catalog {
@@ -233,6 +241,21 @@ impl Catalog {
         // Held from here on, also while a damaged database is moved aside.
         let lock = take_lock(dir)?;
         let path = dir.join(DB_FILE);
+        let marker = dir.join(IMPORT_MARKER);
+        // A first import that never finished was written without a journal:
+        // its database may be torn, and holds nothing the watch folder does
+        // not (it is filled from the folder alone). Start it over.
+        let import_restarted = marker.exists();
+        if import_restarted {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                match std::fs::remove_file(&file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(folder(e)),
+                    _ => {}
+                }
+            }
+            std::fs::remove_file(&marker).map_err(folder)?;
+        }
         let (mut catalog, recovered_from) = match Catalog::open_db(&path) {
             Ok(c) => (c, None),
             Err(CatalogError::Corrupt { .. }) | Err(CatalogError::Db { .. }) if path.exists() => {
@@ -253,7 +276,58 @@ impl Catalog {
         };
         catalog._lock = Some(lock);
         catalog.recovered_from = recovered_from;
+        catalog.import_restarted = import_restarted;
+        if catalog.created {
+            catalog.start_import(marker)?;
+        }
         Ok(catalog)
+    }
+
+    /// A new database is filled from the whole watch folder (100,000 files
+    /// make 500 MB): without a rollback journal and without syncs, its pages
+    /// are written once instead of twice (WAL, then checkpoint). The marker
+    /// file goes first, so that a crash meanwhile is seen at the next open.
+    fn start_import(&mut self, marker: PathBuf) -> Result<(), CatalogError> {
+        File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| CatalogError::Folder {
+                path: marker.clone(),
+                source,
+            })?;
+        self.conn
+            .execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .map_err(|e| self.db_err(e))?;
+        self.importing = Some(marker);
+        Ok(())
+    }
+
+    /// Ends the journal-less fill of a new database: back to WAL, the file
+    /// synced, the marker removed. With `complete` false (the import failed
+    /// part-way, when a rollback without a journal is not reliable) the
+    /// marker stays, so that the next start begins the state afresh.
+    pub fn finish_import(&mut self, complete: bool) -> Result<(), CatalogError> {
+        let Some(marker) = self.importing.take() else {
+            return Ok(());
+        };
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| self.db_err(e))?;
+        if !complete {
+            return Ok(());
+        }
+        let folder = |source| CatalogError::Folder {
+            path: marker.clone(),
+            source,
+        };
+        File::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(folder)?;
+        std::fs::remove_file(&marker).map_err(folder)?;
+        if let Some(dir) = marker.parent() {
+            // The removal itself made durable; not all filesystems can.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
     }
 
     /// Opens an existing state read-only, without the lock (for `check`).
@@ -276,6 +350,8 @@ impl Catalog {
             created: false,
             _lock: None,
             recovered_from: None,
+            importing: None,
+            import_restarted: false,
         };
         c.check_schema()?;
         Ok(Some(c))
@@ -299,6 +375,8 @@ impl Catalog {
             created: true,
             _lock: None,
             recovered_from: None,
+            importing: None,
+            import_restarted: false,
         })
     }
 
@@ -344,6 +422,8 @@ impl Catalog {
             created: !existed,
             _lock: None,
             recovered_from: None,
+            importing: None,
+            import_restarted: false,
         };
         match c.meta("schema_version")?.as_deref() {
             None => c.set_meta("schema_version", &SCHEMA_VERSION.to_string())?,
@@ -983,6 +1063,41 @@ impl Catalog {
         changes: &[Change],
         now: DateTime<FixedOffset>,
     ) -> Result<(), CatalogError> {
+        // Changes outside a first import go through the journal.
+        self.finish_import(true)?;
+        self.apply_changes(changes, now, false)
+    }
+
+    /// [`Catalog::apply`] for a first import (the catalog had no entries and
+    /// no rejects when the sync began, see [`Catalog::is_empty`]): an
+    /// upserted entry frees no path, replaces no entry, tags or reject, so
+    /// it is one insert and its tags instead of six statements.
+    pub fn import(
+        &mut self,
+        changes: &[Change],
+        now: DateTime<FixedOffset>,
+    ) -> Result<(), CatalogError> {
+        self.apply_changes(changes, now, true)
+    }
+
+    /// Whether the catalog holds no entries (not even deleted ones) and no
+    /// rejects.
+    pub fn is_empty(&self) -> Result<bool, CatalogError> {
+        q(
+            &self.conn,
+            "SELECT NOT EXISTS (SELECT 1 FROM entries) AND NOT EXISTS (SELECT 1 FROM rejects)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.db_err(e))
+    }
+
+    fn apply_changes(
+        &mut self,
+        changes: &[Change],
+        now: DateTime<FixedOffset>,
+        import: bool,
+    ) -> Result<(), CatalogError> {
         let path = self.path.clone();
         let db = |source| CatalogError::Db {
             path: path.clone(),
@@ -990,9 +1105,22 @@ impl Catalog {
         };
         let now_s = now.to_rfc3339();
         let now_ms = now.timestamp_millis();
+        let insert = format!(
+            "INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}, sort_key, lang_primary,
+               deleted_at, publish_at_ms, expires_ms, visible, gone_at, gone_at_ms,
+               gone_comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, NULL, ?26, ?27, ?28,
+                     ?29, ?30, ?31)"
+        );
         let tx = self.conn.transaction().map_err(db)?;
         for change in changes {
             match change {
+                Change::Upsert(e) if import => {
+                    let shown = e.shown_at(now);
+                    insert_entry(&tx, &insert, e, shown, (None, None, None)).map_err(db)?;
+                    insert_tags(&tx, &e.id, &e.tags).map_err(db)?;
+                }
                 Change::Upsert(e) => {
                     // A path belongs to one live entry: free it first.
                     exec(
@@ -1025,50 +1153,8 @@ impl Catalog {
                     } else {
                         before.map(|b| (b.1, b.2, b.3)).unwrap_or_default()
                     };
-                    exec(&tx,
-                        &format!(
-                            "INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}, sort_key, lang_primary,
-                               deleted_at, publish_at_ms, expires_ms, visible, gone_at, gone_at_ms,
-                               gone_comment)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                                     ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, NULL, ?26, ?27, ?28,
-                                     ?29, ?30, ?31)"
-                        ),
-                        params![
-                            e.id,
-                            e.path,
-                            e.slug,
-                            e.hash,
-                            e.size as i64,
-                            e.mtime_ns,
-                            e.first_seen.to_rfc3339(),
-                            e.published.to_rfc3339(),
-                            e.updated.to_rfc3339(),
-                            e.lang.as_str(),
-                            e.lang_source.as_str(),
-                            e.encoding,
-                            e.title,
-                            e.summary,
-                            e.content,
-                            e.author,
-                            serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into()),
-                            serde_json::to_string(&e.warnings).unwrap_or_else(|_| "[]".into()),
-                            e.translation_key,
-                            e.publish_at.map(|d| d.to_rfc3339()),
-                            e.expires.map(|d| d.to_rfc3339()),
-                            e.withdrawn as i64,
-                            e.withdrawn_comment,
-                            e.published.timestamp_millis(),
-                            e.lang.primary(),
-                            e.publish_at.map(|d| d.timestamp_millis()),
-                            e.expires.map(|d| d.timestamp_millis()),
-                            shown as i64,
-                            gone_at,
-                            gone_ms,
-                            gone_comment,
-                        ],
-                    )
-                    .map_err(db)?;
+                    insert_entry(&tx, &insert, e, shown, (gone_at, gone_ms, gone_comment))
+                        .map_err(db)?;
                     exec(&tx, "DELETE FROM entry_tags WHERE id = ?1", [&e.id]).map_err(db)?;
                     insert_tags(&tx, &e.id, &e.tags).map_err(db)?;
                     exec(&tx, "DELETE FROM rejects WHERE path = ?1", [&e.path]).map_err(db)?;
@@ -1133,6 +1219,53 @@ fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlit
 /// An entry's visibility before a change: shown, gone_at, gone_at_ms,
 /// gone_comment.
 type Shown = (i64, Option<String>, Option<i64>, Option<String>);
+
+/// Writes one entry's row (replacing the row with its id).
+fn insert_entry(
+    tx: &rusqlite::Transaction,
+    sql: &str,
+    e: &Entry,
+    shown: bool,
+    gone: (Option<String>, Option<i64>, Option<String>),
+) -> rusqlite::Result<usize> {
+    exec(
+        tx,
+        sql,
+        params![
+            e.id,
+            e.path,
+            e.slug,
+            e.hash,
+            e.size as i64,
+            e.mtime_ns,
+            e.first_seen.to_rfc3339(),
+            e.published.to_rfc3339(),
+            e.updated.to_rfc3339(),
+            e.lang.as_str(),
+            e.lang_source.as_str(),
+            e.encoding,
+            e.title,
+            e.summary,
+            e.content,
+            e.author,
+            serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&e.warnings).unwrap_or_else(|_| "[]".into()),
+            e.translation_key,
+            e.publish_at.map(|d| d.to_rfc3339()),
+            e.expires.map(|d| d.to_rfc3339()),
+            e.withdrawn as i64,
+            e.withdrawn_comment,
+            e.published.timestamp_millis(),
+            e.lang.primary(),
+            e.publish_at.map(|d| d.timestamp_millis()),
+            e.expires.map(|d| d.timestamp_millis()),
+            shown as i64,
+            gone.0,
+            gone.1,
+            gone.2,
+        ],
+    )
+}
 
 /// Indexes an entry's tags by slug (for the tag feeds).
 fn insert_tags(tx: &rusqlite::Transaction, id: &str, tags: &[String]) -> rusqlite::Result<()> {
@@ -1519,6 +1652,46 @@ mod tests {
         };
         assert_eq!(c.latest(bus, 5).unwrap().len(), 1);
         assert_eq!(c.meta("schema_version").unwrap().as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_new_state_is_imported_without_a_journal_and_an_interrupted_import_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join(IMPORT_MARKER);
+        let now = at("2026-01-01T00:00:00Z");
+        let d = "2025-01-01T00:00:00Z";
+        let mode = |c: &Catalog| -> String {
+            c.conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap()
+        };
+        {
+            let mut c = Catalog::open(dir.path()).unwrap();
+            assert!(marker.exists());
+            assert_eq!(mode(&c), "off");
+            assert!(c.is_empty().unwrap());
+            c.import(&[Change::Upsert(Box::new(entry("a", "a.txt", d)))], now)
+                .unwrap();
+            assert!(!c.is_empty().unwrap());
+            // Stopped here: the marker stays.
+        }
+        {
+            let mut c = Catalog::open(dir.path()).unwrap();
+            assert!(c.import_restarted && c.is_new());
+            assert!(
+                c.entry("a").unwrap().is_none(),
+                "the torn import is discarded"
+            );
+            c.import(&[Change::Upsert(Box::new(entry("b", "b.txt", d)))], now)
+                .unwrap();
+            c.finish_import(true).unwrap();
+            assert!(!marker.exists());
+            assert_eq!(mode(&c), "wal");
+        }
+        let c = Catalog::open(dir.path()).unwrap();
+        assert!(!c.import_restarted && !c.is_new());
+        assert!(c.entry("b").unwrap().is_some());
+        assert_eq!(mode(&c), "wal");
     }
 
     #[test]

@@ -38,9 +38,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     engine.set_cancel(cancel.clone());
     engine.drop_outcome_entries();
-    if let Some(aside) = engine.recovered_from() {
-        warn!(moved_to = %aside.display(), "state database was damaged; moved aside and rebuilt from the watch folder (dates of files without a front-matter date are now their modification times)");
-    }
+    engine.log_state_recovery();
     let metrics = Arc::new(Metrics::default());
     let (tx, rx) = std::sync::mpsc::channel();
 

@@ -130,6 +130,16 @@ impl Engine {
         self.catalog.recovered_from.as_ref()
     }
 
+    /// Says (once, at start-up) when the state was rebuilt on open.
+    pub fn log_state_recovery(&self) {
+        if let Some(aside) = self.recovered_from() {
+            tracing::warn!(moved_to = %aside.display(), "state database was damaged; moved aside and rebuilt from the watch folder (dates of files without a front-matter date are now their modification times)");
+        }
+        if self.catalog.import_restarted {
+            tracing::warn!("the state's first import was interrupted (the process stopped while filling a new state); started over");
+        }
+    }
+
     /// A flag that, once set, makes a long write stop early with
     /// [`EngineError::Interrupted`].
     pub fn set_cancel(&mut self, cancel: Arc<AtomicBool>) {
@@ -183,7 +193,8 @@ impl Engine {
             ms = started.elapsed().as_millis() as u64,
             "scanned"
         );
-        let ctx = self.context(false);
+        let mut ctx = self.context(false);
+        ctx.empty_catalog = self.catalog.is_empty()?;
         let mut plan = Plan::default();
         let (triaged, to_read) = pipeline::triage(&self.catalog, &listing.files, &known, &ctx)?;
         plan.extend(triaged);
@@ -194,7 +205,7 @@ impl Engine {
         let last = chunks.len().saturating_sub(1);
         let keep_entries = self.outcome_entries;
         let catalog = &mut self.catalog;
-        std::thread::scope(|s| -> Result<(), EngineError> {
+        let applied = std::thread::scope(|s| -> Result<(), EngineError> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let reader_ctx = &ctx;
             let reader_chunks = &chunks;
@@ -223,7 +234,12 @@ impl Engine {
                 )?;
                 planning += t.elapsed().as_millis();
                 let t = std::time::Instant::now();
-                catalog.apply(&std::mem::take(&mut part.changes), ctx.now)?;
+                let changes = std::mem::take(&mut part.changes);
+                if ctx.empty_catalog {
+                    catalog.import(&changes, ctx.now)?;
+                } else {
+                    catalog.apply(&changes, ctx.now)?;
+                }
                 applying += t.elapsed().as_millis();
                 if !keep_entries {
                     for o in &mut part.outcomes {
@@ -233,7 +249,11 @@ impl Engine {
                 plan.extend(part);
             }
             Ok(())
-        })?;
+        });
+        // A new state was filled without a journal: complete only when
+        // every chunk went in.
+        self.catalog.finish_import(applied.is_ok())?;
+        applied?;
         if chunks.is_empty() {
             // Nothing to read: files may still be gone.
             let mut part = pipeline::decide(
@@ -584,6 +604,7 @@ fn context(config: &Config, id_prefix: &str, first_run: bool, reparse_all: bool)
         first_run,
         max_file_bytes: config.limits.max_file_bytes,
         reparse_all,
+        empty_catalog: false,
         progress: None,
     }
 }

@@ -88,9 +88,7 @@ fn main() -> ExitCode {
 
 fn build(config: Config) -> anyhow::Result<()> {
     let mut engine = Engine::open(config)?;
-    if let Some(aside) = engine.recovered_from() {
-        warn!(moved_to = %aside.display(), "state database was damaged; moved aside and rebuilt from the watch folder (dates of files without a front-matter date are now their modification times)");
-    }
+    engine.log_state_recovery();
     let synced = engine.sync_full(true)?;
     report::log_outcomes(&synced.plan.outcomes);
     for (path, error) in &synced.scan_errors {

@@ -42,6 +42,10 @@ pub struct Context {
     pub max_file_bytes: u64,
     /// Parse every file even when its size and time are unchanged (`check`).
     pub reparse_all: bool,
+    /// The catalog held no entries and no rejects when this sync began (a
+    /// first import): no file can be a rename, a re-creation or a known
+    /// reject, so those lookups are skipped and upserts are plain inserts.
+    pub empty_catalog: bool,
     pub progress: Option<Progress>,
 }
 
@@ -92,13 +96,15 @@ impl Plan {
     }
 }
 
-/// An entry without its content and summary: what reports need.
-pub fn slim(e: &Entry) -> Entry {
-    Entry {
-        content: String::new(),
-        summary: String::new(),
-        ..e.clone()
-    }
+/// An entry without its content and summary: what reports need. (Copies
+/// everything else, not the content only to drop it.)
+pub fn slim(e: &mut Entry) -> Entry {
+    let content = std::mem::take(&mut e.content);
+    let summary = std::mem::take(&mut e.summary);
+    let slim = e.clone();
+    e.content = content;
+    e.summary = summary;
+    slim
 }
 
 /// Decides what to do with `files` (present now) and `gone` (live paths
@@ -139,7 +145,11 @@ pub fn triage<'f>(
                 plan.outcomes.push(outcome(&f.rel, Status::Unchanged, None));
                 continue;
             }
-            if let Some(r) = catalog.rejected(&f.rel)? {
+            if let Some(r) = (!ctx.empty_catalog)
+                .then(|| catalog.rejected(&f.rel))
+                .transpose()?
+                .flatten()
+            {
                 if same_meta(r.size, r.mtime_ns) {
                     let mut o = outcome(&f.rel, Status::Rejected, None);
                     o.error = Some(r.error);
@@ -215,6 +225,8 @@ pub fn decide(
             let (from, k) = gone.remove(i);
             previous = catalog.entry(&k.id)?;
             status = Status::Renamed { from };
+        } else if ctx.empty_catalog {
+            // Nothing was deleted before: a new file.
         } else if let Some(e) = catalog.deleted_by_hash(&hash)? {
             status = Status::Renamed {
                 from: e.path.clone(),
@@ -305,6 +317,8 @@ pub fn decide(
                 )
             }
         };
+        let mut entry = entry;
+        let slim_entry = slim(&mut entry);
         claimed_ids.insert(entry.id.clone());
         claimed_slugs.insert(entry.slug.clone());
         if status == Status::Unchanged && !ctx.reparse_all {
@@ -318,9 +332,9 @@ pub fn decide(
             });
         } else if status != Status::Unchanged {
             plan.footprints.push(Footprint::of(&entry));
-            plan.changes.push(Change::Upsert(Box::new(entry.clone())));
+            plan.changes.push(Change::Upsert(Box::new(entry)));
         }
-        let mut o = outcome(&f.rel, status, Some(slim(&entry)));
+        let mut o = outcome(&f.rel, status, Some(slim_entry));
         o.encoding = Some(encoding);
         o.warnings = warnings;
         plan.outcomes.push(o);
@@ -444,28 +458,40 @@ pub fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult>
     if files.len() < 16 || threads == 1 {
         return files.iter().map(|f| read_and_parse(f, ctx)).collect();
     }
-    let chunk = files.len().div_ceil(threads);
+    // Each thread takes the next file as it finishes one, so no thread
+    // idles while another still has a slow part of the list.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<ReadResult>> = Vec::with_capacity(files.len());
+    results.resize_with(files.len(), || None);
     std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|f| read_and_parse(f, ctx))
-                        .collect::<Vec<_>>()
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else {
+                            return done;
+                        };
+                        done.push((i, read_and_parse(f, ctx)));
+                    }
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                // A panic in the parser is a bug; with panic = "abort" in
-                // release builds this arm only runs in debug builds.
-                Err(_) => vec![Err("internal error while parsing".to_string())],
-            })
-            .collect()
-    })
+        for h in handles {
+            // A panic in the parser is a bug; with panic = "abort" in
+            // release builds this arm only runs in debug builds.
+            if let Ok(done) = h.join() {
+                for (i, r) in done {
+                    results[i] = Some(r);
+                }
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("internal error while parsing".to_string())))
+        .collect()
 }
 
 fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {

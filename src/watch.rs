@@ -59,8 +59,14 @@ pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Wat
         };
         let _ = tx.send(msg);
     };
-    let mut watcher: Box<dyn notify::Watcher + Send> =
-        Box::new(notify::recommended_watcher(handler)?);
+    // Only what changes files, and the close after a write: with opens
+    // included the kernel queues an event for every file herald itself
+    // reads (100,000 at a first start, ~2 s of CPU and a queue overflow).
+    let config = notify::Config::default()
+        .with_event_kinds(notify::EventKindMask::CORE | notify::EventKindMask::ACCESS_CLOSE);
+    let mut watcher: Box<dyn notify::Watcher + Send> = Box::new(
+        <notify::RecommendedWatcher as notify::Watcher>::new(handler, config)?,
+    );
     watcher.watch(root, RecursiveMode::Recursive)?;
     Ok(watcher)
 }
