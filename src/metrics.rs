@@ -34,9 +34,37 @@ const STATUSES: [u16; 8] = [200, 304, 404, 405, 431, 500, 503, 0];
 pub const STALL_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
-pub struct Metrics {
+/// Request counters of one group of serving threads, on cache lines of
+/// their own: serving threads counting into one shared counter made its
+/// cache line bounce between cores on every request.
+#[repr(align(128))]
+struct Shard {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
     bytes_served: AtomicU64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            bytes_served: AtomicU64::new(0),
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// This thread's shard: threads take shards in turn.
+fn shard_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+pub struct Metrics {
+    shards: [Shard; SHARDS],
     publishes: AtomicU64,
     publish_micros: AtomicU64,
     publish_write_failures: AtomicU64,
@@ -54,8 +82,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            bytes_served: AtomicU64::new(0),
+            shards: std::array::from_fn(|_| Shard::default()),
             publishes: AtomicU64::new(0),
             publish_micros: AtomicU64::new(0),
             publish_write_failures: AtomicU64::new(0),
@@ -86,8 +113,9 @@ impl Metrics {
             .iter()
             .position(|x| *x == status)
             .unwrap_or(STATUSES.len() - 1);
-        self.requests[r][s].fetch_add(1, Relaxed);
-        self.bytes_served.fetch_add(bytes, Relaxed);
+        let shard = &self.shards[shard_index()];
+        shard.requests[r][s].fetch_add(1, Relaxed);
+        shard.bytes_served.fetch_add(bytes, Relaxed);
     }
 
     /// The publishing thread is alive.
@@ -180,7 +208,11 @@ impl Metrics {
         let _ = writeln!(o, "# TYPE herald_requests_total counter");
         for (ri, (_, route)) in ROUTES.iter().enumerate() {
             for (si, status) in STATUSES.iter().enumerate() {
-                let n = self.requests[ri][si].load(Relaxed);
+                let n: u64 = self
+                    .shards
+                    .iter()
+                    .map(|sh| sh.requests[ri][si].load(Relaxed))
+                    .sum();
                 if n > 0 {
                     let status = if *status == 0 {
                         "other".to_string()
@@ -202,7 +234,11 @@ impl Metrics {
             "herald_bytes_served_total",
             "Response body bytes sent.",
             "counter",
-            self.bytes_served.load(Relaxed).to_string(),
+            self.shards
+                .iter()
+                .map(|sh| sh.bytes_served.load(Relaxed))
+                .sum::<u64>()
+                .to_string(),
         );
         gauge(
             &mut o,

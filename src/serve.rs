@@ -100,19 +100,86 @@ impl State {
 /// Serves on `listeners` (each with its own state and roles) until
 /// `shutdown` resolves, then lets in-flight requests finish for the grace
 /// period.
+///
+/// Like nginx's worker processes: one thread per core, each with its own
+/// single-threaded runtime accepting on every listener, and a connection
+/// stays on the thread that accepted it. (A work-stealing runtime spent
+/// more time waking its workers than answering small requests.)
 pub async fn run(
     listeners: Vec<(TcpListener, State)>,
     options: Arc<Options>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shared = Vec::new();
+    for (listener, state) in listeners {
+        match listener.into_std() {
+            Ok(l) => shared.push((l, state)),
+            Err(e) => warn!(error = %e, "cannot hand a listener to the serving threads"),
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    let mut finished = Vec::new();
+    for n in 0..threads {
+        let mine: Vec<(std::net::TcpListener, State)> = shared
+            .iter()
+            .filter_map(|(l, state)| l.try_clone().ok().map(|l| (l, state.clone())))
+            .collect();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (permits, stop, options) = (permits.clone(), stop_rx.clone(), options.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("herald-http-{n}"))
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(serve_thread(mine, permits, stop, options)),
+                    Err(e) => warn!(error = %e, "cannot start a serving thread's runtime"),
+                }
+                drop(done_tx);
+            });
+        match spawned {
+            Ok(_) => finished.push(done_rx),
+            Err(e) => warn!(error = %e, "cannot start a serving thread"),
+        }
+    }
+    drop(shared);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for done in finished {
+        // Resolves (with an error) when the thread drops its sender.
+        let _ = done.await;
+    }
+}
+
+/// One serving thread: accept loops for every listener, connections as
+/// tasks on this thread, graceful shutdown when `stop` changes.
+async fn serve_thread(
+    listeners: Vec<(std::net::TcpListener, State)>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    options: Arc<Options>,
+) {
+    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
     let mut accept_loops = Vec::new();
     for (listener, state) in listeners {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot accept on a listener");
+                continue;
+            }
+        };
         let permits = permits.clone();
         let graceful = graceful.clone();
-        let mut stop = stop_rx.clone();
+        let mut stop = stop.clone();
+        // One per thread: requests clone this thread's Arc, not shared state.
+        let state = Arc::new(state);
         accept_loops.push(tokio::spawn(async move {
             loop {
                 // Wait for a free slot first: past the cap, new connections
@@ -137,7 +204,7 @@ pub async fn run(
                 let conn_state = state.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let state = conn_state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req, peer)) }
+                    async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
@@ -154,8 +221,7 @@ pub async fn run(
             }
         }));
     }
-    shutdown.await;
-    let _ = stop_tx.send(true);
+    let _ = stop.changed().await;
     for l in accept_loops {
         let _ = l.await;
     }
@@ -176,7 +242,7 @@ pub async fn run(
 }
 
 /// Answers one request.
-pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<Full<Bytes>> {
+pub async fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let start = state.options.access_log.then(Instant::now);
     let method = req.method().clone();
     let raw_path = req.uri().path();
@@ -185,7 +251,7 @@ pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<F
         .headers()
         .get(header::USER_AGENT)
         .is_some_and(|ua| ua.as_bytes() == b"herald-watchdog");
-    let (route, response) = respond(state, &method, raw_path, req.headers());
+    let (route, response) = respond(state, &method, raw_path, req.headers()).await;
     let bytes = if method == Method::HEAD {
         0
     } else {
@@ -214,7 +280,7 @@ pub fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Response<F
     response
 }
 
-fn respond(
+async fn respond(
     state: &State,
     method: &Method,
     raw_path: &str,
@@ -259,14 +325,17 @@ fn respond(
     let snapshot = state.snapshot.borrow().clone();
     let resource = match snapshot.get(&key) {
         Some(r) => r.clone(),
-        None => match state
-            .on_demand
-            .as_ref()
-            .and_then(|od| blocking(|| od.get(&key)))
-        {
-            Some(r) => r,
-            None => return not_found(),
-        },
+        None => {
+            let Some(od) = state.on_demand.clone() else {
+                return not_found();
+            };
+            // Rendering reads SQLite: off the serving thread.
+            let wanted = key.clone();
+            match tokio::task::spawn_blocking(move || od.get(&wanted)).await {
+                Ok(Some(r)) => r,
+                _ => return not_found(),
+            }
+        }
     };
     let is_feed = key.ends_with(".xml") || key.ends_with(".json");
     let mut response = represent(state, &resource, method, headers);
@@ -294,15 +363,6 @@ fn respond(
     (kind, response)
 }
 
-/// Runs blocking work (SQLite, compression) from a request handler without
-/// stalling the runtime's other tasks.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 /// The response for a resource: validators, encoding, 304 or 200.
 fn represent(
     state: &State,
@@ -313,47 +373,46 @@ fn represent(
     // Every header value is static or made once per publish: no
     // allocation or validation per request.
     let (body, encoding, etag) = select_encoding(resource, headers);
-    let mut builder = Response::builder()
-        .header(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(resource.content_type),
-        )
-        .header(header::ETAG, etag.clone())
-        .header(header::LAST_MODIFIED, resource.last_modified_value.clone())
-        .header(header::CACHE_CONTROL, state.cache_control.clone())
-        .header(header::VARY, HeaderValue::from_static("Accept-Encoding"))
-        .header(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+    let not_modified = not_modified(resource, headers);
+    let len = body.len();
+    let body = if not_modified || *method == Method::HEAD {
+        Bytes::new()
+    } else {
+        body
+    };
+    // Headers go straight into a map sized for them (no builder).
+    let mut r = Response::new(Full::new(body));
+    let h = r.headers_mut();
+    h.reserve(10);
+    // What a cache needs to refresh its copy (RFC 9110 15.4.5)...
+    h.insert(header::ETAG, etag.clone());
+    h.insert(header::LAST_MODIFIED, resource.last_modified_value.clone());
+    h.insert(header::CACHE_CONTROL, state.cache_control.clone());
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if not_modified {
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
+    // ... and for a body, what describes it.
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(resource.content_type),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if resource.content_type.starts_with("text/html") {
-        builder = builder.header(
+        h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
         );
     }
     if let Some(enc) = encoding {
-        builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
-    if not_modified(resource, headers) {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Full::new(Bytes::new()))
-            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n".into()));
-    }
-    let len = body.len();
-    let body = if *method == Method::HEAD {
-        Bytes::new()
-    } else {
-        body
-    };
-    let mut r = builder
-        .status(StatusCode::OK)
-        .body(Full::new(body))
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n".into()));
     // Set explicitly so that HEAD reports the length GET would send.
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     r
 }
 
@@ -501,13 +560,13 @@ fn accept_q(accept: &str, coding: &str) -> f32 {
 /// RFC 9110 §13.1: `If-None-Match` (weak comparison, `*`, lists) decides
 /// when present; else `If-Modified-Since`.
 fn not_modified(r: &Resource, headers: &HeaderMap) -> bool {
-    let inm: Vec<&str> = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !inm.is_empty() {
-        return inm.iter().flat_map(|v| v.split(',')).any(|tag| {
+    let mut has_inm = false;
+    for value in headers.get_all(header::IF_NONE_MATCH) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        has_inm = true;
+        let matches = value.split(',').any(|tag| {
             let tag = tag.trim();
             if tag == "*" {
                 return true;
@@ -517,6 +576,13 @@ fn not_modified(r: &Resource, headers: &HeaderMap) -> bool {
             opaque == r.digest
                 || opaque.strip_suffix("-gz").or(opaque.strip_suffix("-br")) == Some(&r.digest)
         });
+        if matches {
+            return true;
+        }
+    }
+    if has_inm {
+        // If-Modified-Since is ignored when If-None-Match is present.
+        return false;
     }
     headers
         .get(header::IF_MODIFIED_SINCE)
