@@ -38,7 +38,8 @@
 //! - [`snapshot`]: the hot documents in memory, pre-compressed, with validators.
 //! - [`on_demand`]: the other documents, rendered per request, in a bounded cache.
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
-//! - [`serve`]: hyper; answers from the snapshot and on-demand documents only; the only HTTP server code.
+//! - [`serve`]: hyper, one single-threaded runtime per core; answers from the
+//!   snapshot and on-demand documents only; the only HTTP server code.
 //! - [`websub`]: tells WebSub hubs which feeds changed (retries, back-off), never blocking a publish.
 //! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
