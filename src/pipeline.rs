@@ -145,11 +145,12 @@ pub fn triage<'f>(
                 plan.outcomes.push(outcome(&f.rel, Status::Unchanged, None));
                 continue;
             }
-            if let Some(r) = (!ctx.empty_catalog)
-                .then(|| catalog.rejected(&f.rel))
-                .transpose()?
-                .flatten()
-            {
+            let rejected = if ctx.empty_catalog {
+                None
+            } else {
+                catalog.rejected(&f.rel)?
+            };
+            if let Some(r) = rejected {
                 if same_meta(r.size, r.mtime_ns) {
                     let mut o = outcome(&f.rel, Status::Rejected, None);
                     o.error = Some(r.error);
