@@ -281,6 +281,11 @@ fn polling_mode_for_network_filesystems() {
 #[test]
 fn feeds_folder_unwritable_keeps_serving_and_catches_up() {
     let (site, d) = started();
+    // The feeds folder is written after the daemon is ready: wait for it.
+    wait_for(DEADLINE, || {
+        site.feeds().join("atom.xml").is_file().then_some(())
+    })
+    .expect("the first write of the feeds folder");
     // Replace the feeds folder by a plain file: every write now fails (the
     // tests run as root, for whom permissions would not stop a write).
     let aside = site.path().join("feeds-aside");
