@@ -331,10 +331,11 @@ impl Catalog {
     }
 
     /// Opens an existing state read-only, without the lock (for `check`).
-    /// `Ok(None)` when there is no state yet.
+    /// `Ok(None)` when there is no state yet, or only a first import in
+    /// progress or interrupted (written without a journal, not to be read).
     pub fn open_read_only(dir: &Path) -> Result<Option<Catalog>, CatalogError> {
         let path = dir.join(DB_FILE);
-        if !path.exists() {
+        if !path.exists() || dir.join(IMPORT_MARKER).exists() {
             return Ok(None);
         }
         let db = |source| CatalogError::Db {
@@ -1675,6 +1676,10 @@ mod tests {
             assert!(!c.is_empty().unwrap());
             // Stopped here: the marker stays.
         }
+        assert!(
+            Catalog::open_read_only(dir.path()).unwrap().is_none(),
+            "`check` does not read a torn import"
+        );
         {
             let mut c = Catalog::open(dir.path()).unwrap();
             assert!(c.import_restarted && c.is_new());

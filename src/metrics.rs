@@ -33,10 +33,10 @@ const STATUSES: [u16; 8] = [200, 304, 404, 405, 431, 500, 503, 0];
 /// pipeline counts as stuck.
 pub const STALL_AFTER: Duration = Duration::from_secs(60);
 
-#[derive(Debug)]
 /// Request counters of one group of serving threads, on cache lines of
 /// their own: serving threads counting into one shared counter made its
 /// cache line bounce between cores on every request.
+#[derive(Debug)]
 #[repr(align(128))]
 struct Shard {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
@@ -63,6 +63,7 @@ fn shard_index() -> usize {
     INDEX.with(|i| *i)
 }
 
+#[derive(Debug)]
 pub struct Metrics {
     shards: [Shard; SHARDS],
     publishes: AtomicU64,

@@ -247,7 +247,7 @@ pub fn decide(
             status = Status::New;
         }
 
-        let entry = match previous {
+        let mut entry = match previous {
             Some(p) => {
                 let content_changed = p.hash != hash;
                 let published = a.published.unwrap_or(p.published);
@@ -318,7 +318,6 @@ pub fn decide(
                 )
             }
         };
-        let mut entry = entry;
         let slim_entry = slim(&mut entry);
         claimed_ids.insert(entry.id.clone());
         claimed_slugs.insert(entry.slug.clone());
