@@ -205,6 +205,7 @@ impl Engine {
         let last = chunks.len().saturating_sub(1);
         let keep_entries = self.outcome_entries;
         let catalog = &mut self.catalog;
+        let mut claimed = pipeline::Claimed::default();
         let applied = std::thread::scope(|s| -> Result<(), EngineError> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let reader_ctx = &ctx;
@@ -229,6 +230,7 @@ impl Engine {
                     parsed,
                     &known,
                     &mut gone,
+                    &mut claimed,
                     &ctx,
                     i == last,
                 )?;
@@ -263,6 +265,7 @@ impl Engine {
                 Vec::new(),
                 &known,
                 &mut gone,
+                &mut pipeline::Claimed::default(),
                 &ctx,
                 true,
             )?;

@@ -123,7 +123,27 @@ pub fn plan(
 ) -> Result<Plan, CatalogError> {
     let (plan, to_read) = triage(catalog, files, known, ctx)?;
     let parsed = read_and_parse_all(&to_read, ctx);
-    decide(plan, catalog, to_read, parsed, known, gone, ctx, finish)
+    let mut claimed = Claimed::default();
+    decide(
+        plan,
+        catalog,
+        to_read,
+        parsed,
+        known,
+        gone,
+        &mut claimed,
+        ctx,
+        finish,
+    )
+}
+
+/// Ids and slugs given out by one sync so far (across its chunks). On a
+/// first import they are all the catalog holds, so uniqueness is checked
+/// here alone instead of asking the database twice per file.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    ids: HashSet<String>,
+    slugs: HashSet<String>,
 }
 
 /// Step 1 of [`plan`]: which files must be read (the others are unchanged,
@@ -167,7 +187,8 @@ pub fn triage<'f>(
 
 /// Step 3 of [`plan`] (step 2 is [`read_and_parse_all`]): the decisions
 /// about ids, dates and renames, in path order, against the catalog as it
-/// is now (earlier chunks applied).
+/// is now (earlier chunks applied). `claimed` carries the ids and slugs
+/// given out by earlier chunks of the same sync.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     mut plan: Plan,
@@ -176,11 +197,12 @@ pub fn decide(
     parsed: Vec<ReadResult>,
     known: &HashMap<String, Known>,
     gone: &mut Vec<(String, Known)>,
+    claimed: &mut Claimed,
     ctx: &Context,
     finish: bool,
 ) -> Result<Plan, CatalogError> {
-    let mut claimed_ids: HashSet<String> = HashSet::new();
-    let mut claimed_slugs: HashSet<String> = HashSet::new();
+    // On a first import the catalog holds only what this sync claimed.
+    let stored = !ctx.empty_catalog;
     for (f, result) in to_read.into_iter().zip(parsed) {
         let (hash, parsed) = match result {
             Err(error) => {
@@ -239,7 +261,7 @@ pub fn decide(
         }
         if previous
             .as_ref()
-            .is_some_and(|p| claimed_ids.contains(&p.id))
+            .is_some_and(|p| claimed.ids.contains(&p.id))
         {
             // Two new files claim the same old entry: the first (in path
             // order) gets it, the other is new.
@@ -289,11 +311,11 @@ pub fn decide(
                     None => unique(
                         &format!("{}{}", ctx.id_prefix, render::encode_path(&f.rel)),
                         '~',
-                        |c| Ok(claimed_ids.contains(c) || catalog.id_exists(c)?),
+                        |c| Ok(claimed.ids.contains(c) || stored && catalog.id_exists(c)?),
                     )?,
                 };
                 let slug = unique(&slug_of(&f.rel), '-', |c| {
-                    Ok(claimed_slugs.contains(c) || catalog.slug_exists(c)?)
+                    Ok(claimed.slugs.contains(c) || stored && catalog.slug_exists(c)?)
                 })?;
                 let seen = if ctx.first_run {
                     time_of(f.mtime_ns).min(ctx.now)
@@ -319,8 +341,8 @@ pub fn decide(
             }
         };
         let slim_entry = slim(&mut entry);
-        claimed_ids.insert(entry.id.clone());
-        claimed_slugs.insert(entry.slug.clone());
+        claimed.ids.insert(entry.id.clone());
+        claimed.slugs.insert(entry.slug.clone());
         if status == Status::Unchanged && !ctx.reparse_all {
             plan.changes.push(Change::Touch {
                 id: entry.id.clone(),

@@ -386,3 +386,59 @@ fn max_entries_limits_every_feed() {
         "feed updated = newest entry's"
     );
 }
+
+#[test]
+fn ids_and_slugs_stay_unique_across_the_chunks_of_a_first_import() {
+    // A first run is planned in chunks of 2,000 files; names that collide
+    // must be told apart even when the second comes chunks later.
+    let site = Site::new("[feeds]\nmax_entries = 5\n");
+    site.put(
+        "a/same.md",
+        "---\ntitle: First same\ndate: 2025-03-02\nid: z/same.md\nlang: en\n---\nThe first file.\n",
+    );
+    for i in 0..2100 {
+        site.put(
+            &format!("m/f{i:04}.md"),
+            format!("---\ntitle: Filler {i}\ndate: 2001-01-01\nlang: en\n---\nFiller text {i}.\n"),
+        );
+    }
+    site.put(
+        "z/same.md",
+        "---\ntitle: Second same\ndate: 2025-03-01\nlang: en\n---\nThe second file.\n",
+    );
+    site.build();
+    let rows = site.check_json();
+    let first = row_for(&rows, "a/same.md")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = row_for(&rows, "z/same.md")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(first.ends_with("z/same.md"), "{first}");
+    assert_eq!(
+        second,
+        format!("{first}~2"),
+        "the path id was taken by a's front matter"
+    );
+    let mut ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((ids.len(), n), (2102, 2102), "every id once");
+
+    let feed = site.parse_feed("atom.xml");
+    let link_of = |title: &str| {
+        let e = feed
+            .entries
+            .iter()
+            .find(|e| e.title.as_ref().is_some_and(|t| t.content == title))
+            .unwrap_or_else(|| panic!("{title} not in the feed"));
+        e.links[0].href.clone()
+    };
+    let (a, z) = (link_of("First same"), link_of("Second same"));
+    assert_ne!(a, z, "two pages, two slugs");
+    assert!(a.ends_with("/same.html") || a.ends_with("/same"), "{a}");
+    assert!(z.contains("same-2"), "{z}");
+}
