@@ -7,6 +7,7 @@
 //! `Accept-Encoding` q-values, `HEAD`, limits on header size, header read
 //! time and concurrent connections, graceful shutdown.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -252,14 +253,12 @@ pub async fn handle<B>(state: &State, req: Request<B>, peer: SocketAddr) -> Resp
         .get(header::USER_AGENT)
         .is_some_and(|ua| ua.as_bytes() == b"herald-watchdog");
     let (route, response) = respond(state, &method, raw_path, req.headers()).await;
+    // The body as sent (none for HEAD, empty for 304).
     let bytes = if method == Method::HEAD {
         0
     } else {
-        response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
+        hyper::body::Body::size_hint(response.body())
+            .exact()
             .unwrap_or(0)
     };
     state
@@ -330,7 +329,7 @@ async fn respond(
                 return not_found();
             };
             // Rendering reads SQLite: off the serving thread.
-            let wanted = key.clone();
+            let wanted = key.to_string();
             match tokio::task::spawn_blocking(move || od.get(&wanted)).await {
                 Ok(Some(r)) => r,
                 _ => return not_found(),
@@ -375,10 +374,11 @@ fn represent(
     let (body, encoding, etag) = select_encoding(resource, headers);
     let not_modified = not_modified(resource, headers);
     let len = body.len();
+    // The body's bytes are shared, not copied; a 304 or HEAD takes none.
     let body = if not_modified || *method == Method::HEAD {
         Bytes::new()
     } else {
-        body
+        body.clone()
     };
     // Headers go straight into a map sized for them (no builder).
     let mut r = Response::new(Full::new(body));
@@ -419,7 +419,7 @@ fn represent(
 /// A request path -> a snapshot key, or `None` (404) for anything that is
 /// not a clean path: bad percent-encoding, `..`, `.`, empty segments,
 /// backslashes, control characters.
-pub fn route(raw: &str) -> Option<String> {
+pub fn route(raw: &str) -> Option<Cow<'_, str>> {
     let rest = raw.strip_prefix('/')?;
     let decoded = percent_decode(rest)?;
     if decoded.contains(['\\', '\0']) || decoded.chars().any(char::is_control) {
@@ -430,7 +430,7 @@ pub fn route(raw: &str) -> Option<String> {
     }
     let (dir, is_dir) = match decoded.strip_suffix('/') {
         Some(d) => (d, true),
-        None => (decoded.as_str(), false),
+        None => (&*decoded, false),
     };
     if dir
         .split('/')
@@ -439,13 +439,18 @@ pub fn route(raw: &str) -> Option<String> {
         return None;
     }
     Some(if is_dir {
-        format!("{dir}/index.html")
+        format!("{dir}/index.html").into()
     } else {
         decoded
     })
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// The path with `%XX` escapes decoded; borrowed when it has none (the
+/// usual case: no allocation per request).
+fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
+    if !s.contains('%') {
+        return Some(Cow::Borrowed(s));
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -460,7 +465,7 @@ fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// Picks the representation: the coding with the highest q-value among
@@ -468,7 +473,7 @@ fn percent_decode(s: &str) -> Option<String> {
 fn select_encoding<'r>(
     r: &'r Resource,
     headers: &HeaderMap,
-) -> (Bytes, Option<&'static str>, &'r HeaderValue) {
+) -> (&'r Bytes, Option<&'static str>, &'r HeaderValue) {
     let mut values = headers.get_all(header::ACCEPT_ENCODING).iter();
     // One Accept-Encoding header (the usual case) is read in place.
     let accept: std::borrow::Cow<str> = match (values.next(), values.next()) {
@@ -503,18 +508,10 @@ fn select_encoding<'r>(
             best = (qb, Some("br"));
         }
     }
-    match best.1 {
-        Some("br") => (
-            r.brotli.clone().unwrap_or_default(),
-            Some("br"),
-            &r.etags[2],
-        ),
-        Some("gzip") => (
-            r.gzip.clone().unwrap_or_default(),
-            Some("gzip"),
-            &r.etags[1],
-        ),
-        _ => (r.identity.clone(), None, &r.etags[0]),
+    match (best.1, &r.brotli, &r.gzip) {
+        (Some("br"), Some(b), _) => (b, Some("br"), &r.etags[2]),
+        (Some("gzip"), _, Some(g)) => (g, Some("gzip"), &r.etags[1]),
+        _ => (&r.identity, None, &r.etags[0]),
     }
 }
 
