@@ -203,7 +203,6 @@ impl Engine {
         let (mut planning, mut applying) = (0u128, 0u128);
         let chunks: Vec<&[&scan::FileInfo]> = to_read.chunks(CHUNK).collect();
         let last = chunks.len().saturating_sub(1);
-        let keep_entries = self.outcome_entries;
         let catalog = &mut self.catalog;
         let mut claimed = pipeline::Claimed::default();
         let applied = std::thread::scope(|s| -> Result<(), EngineError> {
@@ -243,11 +242,6 @@ impl Engine {
                     catalog.apply(&changes, ctx.now)?;
                 }
                 applying += t.elapsed().as_millis();
-                if !keep_entries {
-                    for o in &mut part.outcomes {
-                        o.entry = None;
-                    }
-                }
                 plan.extend(part);
             }
             Ok(())
@@ -553,6 +547,7 @@ impl Engine {
     fn context(&self, reparse_all: bool) -> Context {
         let mut ctx = context(&self.config, &self.id_prefix, self.first_run, reparse_all);
         ctx.progress = self.progress.clone();
+        ctx.outcome_entries = self.outcome_entries;
         ctx
     }
 
@@ -608,6 +603,7 @@ fn context(config: &Config, id_prefix: &str, first_run: bool, reparse_all: bool)
         max_file_bytes: config.limits.max_file_bytes,
         reparse_all,
         empty_catalog: false,
+        outcome_entries: true,
         progress: None,
     }
 }
