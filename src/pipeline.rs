@@ -164,31 +164,25 @@ impl Claimed {
         self.earlier_slugs
             .extend(self.slugs.drain().map(|s| name_hash(&s)));
     }
+}
 
-    fn id_taken(&self, id: &str, catalog: &Catalog, stored: bool) -> Result<bool, CatalogError> {
-        if self.ids.contains(id) {
-            return Ok(true);
-        }
-        if stored || self.earlier_ids.contains(&name_hash(id)) {
-            return catalog.id_exists(id);
-        }
-        Ok(false)
+/// Whether `name` is taken: claimed in this chunk, or in the catalog (asked
+/// only when it may hold other names, `stored`, or when the name's hash
+/// matches an earlier chunk's claim).
+fn taken(
+    exact: &HashSet<String>,
+    earlier: &HashSet<u64>,
+    name: &str,
+    stored: bool,
+    in_catalog: impl FnOnce(&str) -> Result<bool, CatalogError>,
+) -> Result<bool, CatalogError> {
+    if exact.contains(name) {
+        return Ok(true);
     }
-
-    fn slug_taken(
-        &self,
-        slug: &str,
-        catalog: &Catalog,
-        stored: bool,
-    ) -> Result<bool, CatalogError> {
-        if self.slugs.contains(slug) {
-            return Ok(true);
-        }
-        if stored || self.earlier_slugs.contains(&name_hash(slug)) {
-            return catalog.slug_exists(slug);
-        }
-        Ok(false)
+    if stored || earlier.contains(&name_hash(name)) {
+        return in_catalog(name);
     }
+    Ok(false)
 }
 
 /// A fixed 64-bit hash of a name (a collision costs one database lookup).
@@ -365,11 +359,17 @@ pub fn decide(
                     None => unique(
                         &format!("{}{}", ctx.id_prefix, render::encode_path(&f.rel)),
                         '~',
-                        |c| claimed.id_taken(c, catalog, stored),
+                        |c| {
+                            taken(&claimed.ids, &claimed.earlier_ids, c, stored, |c| {
+                                catalog.id_exists(c)
+                            })
+                        },
                     )?,
                 };
                 let slug = unique(&slug_of(&f.rel), '-', |c| {
-                    claimed.slug_taken(c, catalog, stored)
+                    taken(&claimed.slugs, &claimed.earlier_slugs, c, stored, |c| {
+                        catalog.slug_exists(c)
+                    })
                 })?;
                 let seen = if ctx.first_run {
                     time_of(f.mtime_ns).min(ctx.now)
