@@ -173,11 +173,22 @@ impl Engine {
     pub fn sync_full(&mut self, everything: bool) -> Result<Synced, EngineError> {
         let started = std::time::Instant::now();
         let watch = &self.config.paths.watch;
-        let listing = scan::scan(watch).map_err(|source| EngineError::Watch {
+        // The folder is listed while the catalog's rows are read: on a
+        // restart with a large archive each takes a few hundred ms.
+        let catalog = &self.catalog;
+        let (listing, known) = std::thread::scope(|s| {
+            let listing = s.spawn(|| scan::scan(watch));
+            let known = catalog.known();
+            let listing = listing
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (listing, known)
+        });
+        let listing = listing.map_err(|source| EngineError::Watch {
             path: watch.clone(),
             source,
         })?;
-        let mut known = self.catalog.known()?;
+        let mut known = known?;
         let present: HashMap<&str, ()> =
             listing.files.iter().map(|f| (f.rel.as_str(), ())).collect();
         let mut gone: Vec<(String, Known)> = known

@@ -126,7 +126,7 @@ pub fn scan_path(root: &Path, rel: &str) -> io::Result<Listing> {
     visited.insert(canonical_root.clone());
     match std::fs::symlink_metadata(&abs) {
         Ok(meta) if meta.is_dir() => walk(&canonical_root, &abs, rel, &mut visited, &mut listing),
-        Ok(_) => visit(&canonical_root, &abs, rel, &mut visited, &mut listing),
+        Ok(meta) => visit(&canonical_root, &abs, rel, meta, &mut visited, &mut listing),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => listing.errors.push((rel.to_string(), e.to_string())),
     }
@@ -156,21 +156,31 @@ fn walk(root: &Path, dir: &Path, rel_dir: &str, visited: &mut HashSet<PathBuf>, 
             continue;
         };
         let rel = format!("{}{name}", prefix(rel_dir));
-        visit(root, &entry.path(), &rel, visited, out);
+        // Read relative to the open folder (no walk of the whole path per
+        // file), without following a link.
+        let link_meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    out.errors.push((rel, e.to_string()));
+                }
+                continue;
+            }
+        };
+        visit(root, &entry.path(), &rel, link_meta, visited, out);
     }
 }
 
-fn visit(root: &Path, path: &Path, rel: &str, visited: &mut HashSet<PathBuf>, out: &mut Listing) {
+/// One entry, given its own (not followed) metadata.
+fn visit(
+    root: &Path,
+    path: &Path,
+    rel: &str,
+    link_meta: std::fs::Metadata,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Listing,
+) {
     let name = rel.rsplit('/').next().unwrap_or(rel);
-    let link_meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            if e.kind() != io::ErrorKind::NotFound {
-                out.errors.push((rel.to_string(), e.to_string()));
-            }
-            return;
-        }
-    };
     let meta = if link_meta.file_type().is_symlink() {
         // Dangling links (Emacs locks) and links leading out are skipped.
         let Ok(target) = path.canonicalize() else {
