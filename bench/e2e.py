@@ -188,7 +188,12 @@ def serving(herald, tmp, seconds, feeds):
     root = os.path.join(tmp, "nginx-root")
     for path in feeds:
         plain, _ = get(f"http://127.0.0.1:{herald.port}/{path}")
-        gz, h = get(f"http://127.0.0.1:{herald.port}/{path}", {"Accept-Encoding": "gzip"})
+        # Compressed forms follow a publish within moments.
+        for _ in range(300):
+            gz, h = get(f"http://127.0.0.1:{herald.port}/{path}", {"Accept-Encoding": "gzip"})
+            if h.get("content-encoding") == "gzip":
+                break
+            time.sleep(0.1)
         assert h.get("content-encoding") == "gzip", h
         os.makedirs(os.path.dirname(os.path.join(root, path)) or root, exist_ok=True)
         open(os.path.join(root, path), "wb").write(plain)

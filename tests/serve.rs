@@ -79,6 +79,7 @@ fn feeds_have_types_validators_and_answer_304() {
 #[test]
 fn head_gives_get_headers_without_body() {
     let (_site, d) = corpus_daemon();
+    d.wait_compressed("/atom.xml");
     for enc in ["", "Accept-Encoding: gzip", "Accept-Encoding: br"] {
         let extra: Vec<&str> = if enc.is_empty() { vec![] } else { vec![enc] };
         let get = d.request("GET", "/atom.xml", &extra);
@@ -101,6 +102,7 @@ fn head_gives_get_headers_without_body() {
 #[test]
 fn gzip_and_brotli_round_trip_and_follow_q_values() {
     let (_site, d) = corpus_daemon();
+    d.wait_compressed("/rss.xml");
     let plain = d.get("/rss.xml");
     let gz = d.request("GET", "/rss.xml", &["Accept-Encoding: gzip"]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
@@ -144,6 +146,8 @@ fn gzip_and_brotli_round_trip_and_follow_q_values() {
 #[test]
 fn nothing_outside_the_published_set_is_reachable() {
     let (site, d) = corpus_daemon();
+    // The feeds folder is written after READY: it may not exist yet.
+    std::fs::create_dir_all(site.feeds()).unwrap();
     std::fs::write(site.feeds().join("secret.txt"), "secret").unwrap();
     for path in [
         "/../config.toml",

@@ -248,6 +248,19 @@ impl Daemon {
         self.request("GET", path, &[])
     }
 
+    /// Waits until `path` is served compressed: a publish (the first one
+    /// too) is served uncompressed at once, its gzip and brotli forms follow.
+    pub fn wait_compressed(&self, path: &str) {
+        let ready = wait_for(Duration::from_secs(30), || {
+            let gz = self.request("GET", path, &["Accept-Encoding: gzip"]);
+            let br = self.request("GET", path, &["Accept-Encoding: br"]);
+            (gz.header("content-encoding") == Some("gzip")
+                && br.header("content-encoding") == Some("br"))
+            .then_some(())
+        });
+        assert!(ready.is_some(), "{path} was never served compressed");
+    }
+
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
