@@ -474,7 +474,9 @@ impl Engine {
     pub fn write_everything(&self) -> Result<WriteReport, EngineError> {
         let site = self.site()?;
         let layout = self.layout(&site);
-        let all = layout.all()?;
+        let Some(all) = layout.all(|| self.cancelled())? else {
+            return Err(EngineError::Interrupted);
+        };
         let mut w = publish::Writer::open(&self.config.paths.feeds)?;
         let mut keep: BTreeSet<String> = BTreeSet::new();
         let mut batch: Vec<Document> = Vec::new();

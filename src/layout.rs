@@ -286,7 +286,9 @@ impl Layout<'_> {
 
     /// Every document that exists (for `build` and for bringing the feeds
     /// folder up to date): hot ones, tag feeds, archives, pages, OPML.
-    pub fn all(&self) -> Result<Vec<Doc>, CatalogError> {
+    /// Listing them takes seconds for a large archive (one query per scope):
+    /// `None` when `stop` says so on the way (a shutdown).
+    pub fn all(&self, stop: impl Fn() -> bool) -> Result<Option<Vec<Doc>>, CatalogError> {
         let mut docs = self.hot();
         docs.push(Doc::Opml);
         let mut scopes: Vec<Scope> = vec![Scope::ALL];
@@ -322,6 +324,9 @@ impl Layout<'_> {
                 docs.push(Doc::Index {
                     scope: scope.clone(),
                 });
+            }
+            if stop() {
+                return Ok(None);
             }
             for month in self.archive_keys(scope)? {
                 for format in [Format::Atom, Format::Rss] {
@@ -359,7 +364,7 @@ impl Layout<'_> {
         for (lang, slug) in self.catalog.shown_pages()? {
             docs.push(Doc::Page { lang, slug });
         }
-        Ok(docs)
+        Ok(Some(docs))
     }
 
     /// The keys of every archive document of a scope, oldest first.
@@ -798,6 +803,28 @@ mod tests {
         f.tags = vec![Tag::new("Транспорт").unwrap()];
         let docs = layout.affected(&[f]).unwrap();
         assert!(docs.contains(&Doc::Opml), "{docs:?}");
+    }
+
+    #[test]
+    fn listing_every_document_stops_when_asked() {
+        let catalog = Catalog::open_in_memory().unwrap();
+        let site = crate::render::fixtures::site();
+        let layout = Layout {
+            catalog: &catalog,
+            site: &site,
+            max_entries: 50,
+            tombstones_since: site.epoch,
+        };
+        let all = layout.all(|| false).unwrap().expect("not stopped");
+        assert!(all.contains(&Doc::Opml), "{all:?}");
+        // Asked between scopes' queries: a shutdown does not wait for all.
+        let asked = std::cell::Cell::new(0);
+        let stopped = layout.all(|| {
+            asked.set(asked.get() + 1);
+            true
+        });
+        assert_eq!(stopped.unwrap(), None);
+        assert_eq!(asked.get(), 1);
     }
 
     #[test]
