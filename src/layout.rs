@@ -778,16 +778,20 @@ fn newest(entries: &[Entry]) -> Option<i64> {
 mod tests {
     use super::*;
 
+    fn layout_of<'a>(catalog: &'a Catalog, site: &'a Site) -> Layout<'a> {
+        Layout {
+            catalog,
+            site,
+            max_entries: 50,
+            tombstones_since: site.epoch,
+        }
+    }
+
     #[test]
     fn the_opml_list_is_affected_only_by_tagged_changes() {
         let catalog = Catalog::open_in_memory().unwrap();
         let site = crate::render::fixtures::site();
-        let layout = Layout {
-            catalog: &catalog,
-            site: &site,
-            max_entries: 50,
-            tombstones_since: site.epoch,
-        };
+        let layout = layout_of(&catalog, &site);
         let mut f = Footprint {
             lang: "uk".into(),
             slug: "tram".into(),
@@ -809,12 +813,7 @@ mod tests {
     fn listing_every_document_stops_when_asked() {
         let catalog = Catalog::open_in_memory().unwrap();
         let site = crate::render::fixtures::site();
-        let layout = Layout {
-            catalog: &catalog,
-            site: &site,
-            max_entries: 50,
-            tombstones_since: site.epoch,
-        };
+        let layout = layout_of(&catalog, &site);
         let all = layout.all(|| false).unwrap().expect("not stopped");
         assert!(all.contains(&Doc::Opml), "{all:?}");
         // Asked between scopes' queries: a shutdown does not wait for all.
