@@ -83,9 +83,11 @@ impl Snapshot {
         docs
     }
 
-    /// Like [`Snapshot::updated`] but without compressing: readers see the
-    /// change at once (served uncompressed for the few milliseconds until
-    /// [`Snapshot::compressed`] is applied). Returns the paths to compress.
+    /// A new snapshot: this one, with `documents` put in and `removed` taken
+    /// out, not compressed yet: readers see the change at once (served
+    /// uncompressed until [`Snapshot::compress`] and [`Snapshot::compressed`]
+    /// put the compressed forms in). `now` (Unix seconds) is the fallback
+    /// `Last-Modified`. Returns the paths to compress.
     pub fn updated_uncompressed(
         &self,
         documents: &[Document],
@@ -160,8 +162,8 @@ impl Snapshot {
         Snapshot { resources }
     }
 
-    /// A new snapshot: this one, with `documents` put in and `removed` taken
-    /// out. `now` (Unix seconds) is the fallback `Last-Modified`.
+    /// Both steps at once (the daemon serves between them; tests need not).
+    #[cfg(test)]
     pub fn updated(&self, documents: &[Document], removed: &[String], now: i64) -> Snapshot {
         let (next, todo) = self.updated_uncompressed(documents, removed, now);
         let done = next.compress(&todo);
