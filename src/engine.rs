@@ -138,6 +138,9 @@ impl Engine {
         if self.catalog.import_restarted {
             tracing::warn!("the state's first import was interrupted (the process stopped while filling a new state); started over");
         }
+        if self.catalog.checked {
+            tracing::info!("the state was not closed normally by the last run; checked it through (PRAGMA quick_check): intact");
+        }
     }
 
     /// A flag that, once set, makes a long write stop early with
