@@ -46,6 +46,7 @@
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.
 //! - [`logging`]: human, journald or JSON log output.
+//! - [`parallel`]: a function over a slice on all cores, results in order (parsing, compression).
 //! - `fuzzing`: the property the fuzz target (`fuzz/`) and its regression test check.
 //!
 //! # Invariants
@@ -73,6 +74,7 @@ pub mod layout;
 pub mod logging;
 pub mod metrics;
 pub mod on_demand;
+pub mod parallel;
 pub mod pipeline;
 pub mod publish;
 pub mod render;

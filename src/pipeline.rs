@@ -528,46 +528,7 @@ pub type ReadResult = Result<(String, Result<Announcement, announcement::ParseEr
 
 /// Reads, hashes and parses files on all cores.
 pub fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if files.len() < 16 || threads == 1 {
-        return files.iter().map(|f| read_and_parse(f, ctx)).collect();
-    }
-    // Each thread takes the next file as it finishes one, so no thread
-    // idles while another still has a slow part of the list.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<ReadResult>> = Vec::with_capacity(files.len());
-    results.resize_with(files.len(), || None);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(f) = files.get(i) else {
-                            return done;
-                        };
-                        done.push((i, read_and_parse(f, ctx)));
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            // A panic in the parser is a bug; with panic = "abort" in
-            // release builds this arm only runs in debug builds.
-            if let Ok(done) = h.join() {
-                for (i, r) in done {
-                    results[i] = Some(r);
-                }
-            }
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("internal error while parsing".to_string())))
-        .collect()
+    crate::parallel::map(files, |f| read_and_parse(f, ctx))
 }
 
 fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {

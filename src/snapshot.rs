@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -140,7 +139,7 @@ impl Snapshot {
         // Largest first: the cores finish together instead of one waiting
         // on the big feed taken last.
         docs.sort_by_key(|(_, d, ..)| std::cmp::Reverse(d.bytes.len()));
-        let made = parallel(&docs, |(_, d, g, t)| resource(d, g.clone(), *t));
+        let made = crate::parallel::map(&docs, |(_, d, g, t)| resource(d, g.clone(), *t));
         docs.into_iter()
             .zip(made)
             .map(|((p, ..), r)| (p, Arc::new(r)))
@@ -169,44 +168,6 @@ impl Snapshot {
         let done = next.compress(&todo);
         next.compressed(&done)
     }
-}
-
-/// `f` over `items` on all cores (results in order). Each thread takes the
-/// next item as it finishes one, so one large item does not leave the
-/// other cores idle behind a fixed split.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(items.len());
-    if items.len() < 4 || threads <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let (f, next) = (&f, &next);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return mine;
-                        };
-                        mine.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            // A panic is a bug: passed on, not turned into missing results.
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A document made servable: validators computed, encodings compressed.
@@ -266,21 +227,6 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::io::Read;
-
-    #[test]
-    fn parallel_keeps_the_order_whatever_finishes_first() {
-        let items: Vec<u64> = (0..200).collect();
-        // Uneven work: early items are the slow ones.
-        let out = parallel(&items, |&i| {
-            let mut x = i;
-            for _ in 0..(200 - i) * 500 {
-                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-            }
-            (i, x)
-        });
-        let order: Vec<u64> = out.iter().map(|(i, _)| *i).collect();
-        assert_eq!(order, items);
-    }
 
     fn doc(path: &str, body: &str) -> Document {
         Document {
