@@ -12,6 +12,15 @@ use herald::engine::{self, Engine};
 use herald::pipeline::Status;
 use herald::{logging, report};
 
+/// mimalloc instead of glibc's malloc: parsing 100,000 announcements on
+/// several threads spends a tenth of its CPU in glibc's allocator (frees of
+/// blocks allocated on another thread, consolidation); mimalloc's per-thread
+/// heaps take ~10% off a first start's CPU for the same peak memory. Built
+/// without transparent huge pages (`no_thp`), which cost 20-40 MB of peak
+/// resident memory here for no measurable speed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a configuration that cannot be used (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
 
