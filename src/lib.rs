@@ -40,6 +40,8 @@
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
 //! - [`serve`]: hyper, one single-threaded runtime per core; answers from the
 //!   snapshot and on-demand documents only; the only HTTP server code.
+//! - [`sendfile`]: large hot bodies in sealed memfd mappings, sent to sockets
+//!   with `sendfile(2)` (no copy through user memory), the rest with `writev`.
 //! - [`websub`]: tells WebSub hubs which feeds changed (retries, back-off), never blocking a publish.
 //! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
@@ -80,6 +82,7 @@ pub mod publish;
 pub mod render;
 pub mod report;
 pub mod scan;
+pub mod sendfile;
 pub mod serve;
 pub mod snapshot;
 pub mod systemd;

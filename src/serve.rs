@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
@@ -213,7 +213,7 @@ async fn serve_thread(
                     .header_read_timeout(state.options.header_read_timeout)
                     .max_buf_size(state.options.max_header_bytes.max(8192))
                     .keep_alive(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = builder.serve_connection(crate::sendfile::Io::new(stream), service);
                 let conn = graceful.watcher().watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;

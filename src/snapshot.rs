@@ -183,6 +183,29 @@ fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Re
     let value = |text: String| {
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
     };
+    let mut identity = doc.bytes.clone();
+    let mut gzip = compress.then(|| gzip(&doc.bytes)).flatten();
+    let mut brotli = compress.then(|| brotli(&doc.bytes)).flatten();
+    if compress {
+        // The finished forms of a large document go where the kernel can
+        // send them without a copy (see `sendfile`).
+        let parts: Vec<&[u8]> = [Some(&identity), gzip.as_ref(), brotli.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|b| &b[..])
+            .collect();
+        if let Some(packed) = crate::sendfile::pack(&parts) {
+            let mut packed = packed.into_iter();
+            for slot in [Some(&mut identity), gzip.as_mut(), brotli.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(b) = packed.next() {
+                    *slot = b;
+                }
+            }
+        }
+    }
     Resource {
         etags: [
             value(format!("\"{digest}\"")),
@@ -191,9 +214,9 @@ fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Re
         ],
         last_modified_value: value(last_modified.clone()),
         content_type: doc.content_type,
-        gzip: compress.then(|| gzip(&doc.bytes)).flatten(),
-        brotli: compress.then(|| brotli(&doc.bytes)).flatten(),
-        identity: doc.bytes.clone(),
+        gzip,
+        brotli,
+        identity,
         digest,
         last_modified,
         last_modified_secs: secs,

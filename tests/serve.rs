@@ -101,9 +101,20 @@ fn head_gives_get_headers_without_body() {
 
 #[test]
 fn gzip_and_brotli_round_trip_and_follow_q_values() {
-    let (_site, d) = corpus_daemon();
+    let (site, d) = corpus_daemon();
     d.wait_compressed("/rss.xml");
     let plain = d.get("/rss.xml");
+    // Large enough to be sent with sendfile from a memfd (src/sendfile.rs):
+    // the bytes must be those written to the feeds folder.
+    assert!(plain.body.len() > 64 * 1024, "{}", plain.body.len());
+    let on_disk = support::wait_for(Duration::from_secs(20), || {
+        let disk = std::fs::read(site.feeds().join("rss.xml")).ok()?;
+        (disk == plain.body).then_some(())
+    });
+    assert!(
+        on_disk.is_some(),
+        "served bytes differ from the feeds folder's"
+    );
     let gz = d.request("GET", "/rss.xml", &["Accept-Encoding: gzip"]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut out = Vec::new();

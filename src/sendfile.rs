@@ -1,0 +1,413 @@
+//! Large response bodies handed to the socket with `sendfile(2)` instead of
+//! copied through `writev`.
+//!
+//! nginx serves a static file with `sendfile on`: the socket takes the page
+//! cache's pages, and the bytes are never copied through user memory. herald
+//! keeps its hot documents in memory, so the large ones are put in a sealed
+//! `memfd` mapped read-only ([`pack`]); the connections' writer ([`Io`])
+//! recognises a slice of such a mapping by its address ([`lookup`]) and sends
+//! it with `sendfile` from the memfd at the same offset. Headers, small bodies
+//! and any other memory go out with `writev` as before. When a memfd cannot
+//! be made (no `memfd_create` under a seccomp filter, out of file
+//! descriptors) the bytes stay on the heap and are copied, with one warning.
+//!
+//! The only `unsafe` code of the server is here: the mapping's lifetime
+//! (owned by the `Bytes` that point into it) and the system calls.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, IoSlice, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Bodies below this size are copied: for them `sendfile`'s set-up (an
+/// internal pipe, page references) costs more than the copy it saves.
+pub const MIN_SENDFILE: usize = 16 * 1024;
+
+/// Every live mapping: start address -> (length, its memfd).
+static MAPPINGS: RwLock<BTreeMap<usize, (usize, RawFd)>> = RwLock::new(BTreeMap::new());
+
+/// Bytes sent with `sendfile` since start (for tests and curiosity).
+static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes sent with `sendfile` since the process started.
+pub fn bytes_sent() -> u64 {
+    SENT.load(Ordering::Relaxed)
+}
+
+/// `parts` copied, one after the other, into one new sealed memfd mapping,
+/// returned as one `Bytes` per part (each keeps the mapping alive). `None`
+/// when the parts are too small to be worth it or the memfd cannot be made:
+/// the caller keeps its heap bytes.
+pub fn pack(parts: &[&[u8]]) -> Option<Vec<Bytes>> {
+    if parts.iter().all(|p| p.len() < MIN_SENDFILE) {
+        return None;
+    }
+    let mapping = match Mapping::new(parts) {
+        Ok(m) => m,
+        Err(e) => {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(error = %e, "cannot keep documents in a memfd; large bodies are copied to sockets instead of sent with sendfile");
+            }
+            return None;
+        }
+    };
+    let whole = Bytes::from_owner(mapping);
+    let mut at = 0;
+    Some(
+        parts
+            .iter()
+            .map(|p| {
+                let b = whole.slice(at..at + p.len());
+                at += p.len();
+                b
+            })
+            .collect(),
+    )
+}
+
+/// A read-only shared mapping of a sealed memfd, registered in [`MAPPINGS`]
+/// while it lives.
+struct Mapping {
+    ptr: *const u8,
+    len: usize,
+    fd: OwnedFd,
+}
+
+// SAFETY: the memory is mapped read-only from a memfd sealed against writes,
+// so it never changes while the mapping lives; sharing it is sharing `&[u8]`.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(parts: &[&[u8]]) -> io::Result<Mapping> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        // SAFETY: a C string literal and flags; the result is checked.
+        let raw = unsafe {
+            libc::memfd_create(
+                c"herald-body".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        for p in parts {
+            file.write_all(p)?;
+        }
+        let fd = OwnedFd::from(file);
+        // Sealed: the bytes behind a served body cannot change or shrink.
+        let seals =
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl on a descriptor we own.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new read-only shared mapping of `len` (> 0) bytes of our
+        // own file; checked for failure below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mapping = Mapping {
+            ptr: ptr as *const u8,
+            len,
+            fd,
+        };
+        MAPPINGS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(mapping.ptr as usize, (len, mapping.fd.as_raw_fd()));
+        Ok(mapping)
+    }
+}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr+len` is mapped readable until `drop`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // Unregistered before it is unmapped (and its fd closed), so that no
+        // writer can find it afterwards.
+        MAPPINGS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(self.ptr as usize));
+        // SAFETY: unmapping what `new` mapped; no `Bytes` points into it any
+        // more (they own this mapping).
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// The memfd and offset holding `slice`, when it lies inside a mapping made
+/// by [`pack`] and is large enough to be worth `sendfile`.
+///
+/// The descriptor is valid as long as the caller holds the `Bytes` that
+/// `slice` borrows from (it owns the mapping, which owns the descriptor).
+fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
+    if slice.len() < MIN_SENDFILE {
+        return None;
+    }
+    let addr = slice.as_ptr() as usize;
+    let map = MAPPINGS.read().unwrap_or_else(|e| e.into_inner());
+    let (&start, &(len, fd)) = map.range(..=addr).next_back()?;
+    (addr + slice.len() <= start + len).then(|| (fd, (addr - start) as libc::off_t))
+}
+
+/// A TCP connection for hyper that sends bodies held in [`pack`]'s mappings
+/// with `sendfile` and everything else as `TokioIo` would.
+pub struct Io {
+    inner: TokioIo<TcpStream>,
+}
+
+impl Io {
+    pub fn new(stream: TcpStream) -> Io {
+        Io {
+            inner: TokioIo::new(stream),
+        }
+    }
+}
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let found = bufs
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| lookup(b).map(|at| (i, at)));
+        match found {
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            // What comes before the body (the head) first, marked as
+            // followed by more so that it leaves with the body's first bytes;
+            // hyper calls again for the rest.
+            Some((i, _)) if i > 0 => {
+                poll_write_with(this.inner.inner(), cx, |sock| send_more(sock, &bufs[..i]))
+            }
+            Some((_, (fd, offset))) => {
+                let len = bufs[0].len();
+                let sent = ready!(poll_write_with(this.inner.inner(), cx, |sock| {
+                    sendfile(sock, fd, offset, len)
+                }));
+                match sent {
+                    // A kernel that cannot splice from a memfd: copy instead.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+                    }
+                    Ok(n) => {
+                        SENT.fetch_add(n as u64, Ordering::Relaxed);
+                        Poll::Ready(Ok(n))
+                    }
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Runs a non-blocking write on the socket when it is writable; waits (and
+/// retries) while it would block.
+fn poll_write_with(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut(RawFd) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_io(Interest::WRITABLE, || write(stream.as_raw_fd())) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+/// `sendmsg` of `bufs` with `MSG_MORE`.
+fn send_more(sock: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix (std's guarantee); the
+    // kernel only reads through it.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    // SAFETY: `msg` points at `bufs`, alive for the call.
+    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `sendfile` of `len` bytes of `fd` from `offset`.
+fn sendfile(sock: RawFd, fd: RawFd, offset: libc::off_t, len: usize) -> io::Result<usize> {
+    let mut offset = offset;
+    // SAFETY: both descriptors are open (see `lookup`); the kernel writes
+    // only `offset`.
+    let n = unsafe { libc::sendfile(sock, fd, &mut offset, len) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use tokio::io::AsyncReadExt;
+
+    fn body(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn packed_parts_are_found_at_their_offsets_until_dropped() {
+        let (a, b, c) = (body(40_000, 1), body(100, 2), body(20_000, 3));
+        let parts = pack(&[&a, &b, &c]).expect("memfd available");
+        assert_eq!(&parts[0][..], &a[..]);
+        assert_eq!(&parts[1][..], &b[..]);
+        assert_eq!(&parts[2][..], &c[..]);
+        let (fd, off) = lookup(&parts[0]).expect("first part mapped");
+        assert_eq!(off, 0);
+        assert_eq!(lookup(&parts[2]), Some((fd, 40_100)));
+        // Too small to bother; heap memory is never found.
+        assert_eq!(lookup(&parts[1]), None);
+        assert_eq!(lookup(&a), None);
+        // A slice inside a part, and the memfd holds the same bytes there.
+        let inner = parts[0].slice(1000..30_000);
+        let (_, off) = lookup(&inner).expect("inner slice mapped");
+        let mut read = vec![0u8; inner.len()];
+        // SAFETY: pread into a buffer of that length.
+        let n = unsafe { libc::pread(fd, read.as_mut_ptr().cast(), read.len(), off) };
+        assert_eq!(n as usize, inner.len());
+        assert_eq!(read, &inner[..]);
+        let start = parts[0].as_ptr() as usize;
+        drop((parts, inner));
+        assert!(!MAPPINGS.read().unwrap().contains_key(&start));
+    }
+
+    #[test]
+    fn small_parts_stay_on_the_heap() {
+        assert!(pack(&[&body(1000, 0), &body(2000, 0)]).is_none());
+    }
+
+    #[tokio::test]
+    async fn head_and_mapped_body_arrive_intact_through_partial_writes() {
+        use hyper::rt::Write;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        // A small send buffer: the 3 MB body takes many partial writes.
+        let sock = stream.as_raw_fd();
+        let small: libc::c_int = 16 * 1024;
+        // SAFETY: setsockopt with a c_int option value.
+        unsafe {
+            libc::setsockopt(
+                sock,
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 3000000\r\n\r\n".to_vec();
+        let data = body(3_000_000, 7);
+        let packed = pack(&[&data]).expect("memfd available");
+        let before = bytes_sent();
+        let mut io = Io::new(stream);
+        let mut pos = 0;
+        let total = head.len() + data.len();
+        while pos < total {
+            let n = poll_fn(|cx| {
+                let (h, b) = if pos < head.len() {
+                    (&head[pos..], &packed[0][..])
+                } else {
+                    (&head[..0], &packed[0][pos - head.len()..])
+                };
+                let slices = [IoSlice::new(h), IoSlice::new(b)];
+                let slices: &[IoSlice] = if h.is_empty() { &slices[1..] } else { &slices };
+                Pin::new(&mut io).poll_write_vectored(cx, slices)
+            })
+            .await
+            .unwrap();
+            assert!(n > 0);
+            pos += n;
+        }
+        poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx))
+            .await
+            .unwrap();
+        drop(io);
+        let got = client.await.unwrap();
+        assert_eq!(got.len(), total);
+        assert_eq!(&got[..head.len()], &head[..]);
+        assert!(got[head.len()..] == data[..], "body bytes differ");
+        // The body went by sendfile (tests run in parallel: at least ours).
+        assert!(bytes_sent() - before >= (data.len() - MIN_SENDFILE) as u64);
+    }
+}
