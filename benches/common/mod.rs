@@ -7,6 +7,11 @@ use std::path::Path;
 use herald::announcement::lang::LangTag;
 use herald::announcement::{self, Announcement, ParseOptions};
 
+/// The daemon's allocator (see `src/main.rs`), so that the figures are the
+/// daemon's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(serde::Deserialize)]
 struct Sample {
     lang: String,
