@@ -243,6 +243,13 @@ impl Metrics {
         );
         gauge(
             &mut o,
+            "herald_bytes_sendfile_total",
+            "Response body bytes handed to sockets with sendfile (not copied).",
+            "counter",
+            crate::sendfile::bytes_sent().to_string(),
+        );
+        gauge(
+            &mut o,
             "herald_publishes_total",
             "Publishes (syncs that changed or checked the feeds).",
             "counter",

@@ -110,7 +110,7 @@ impl Snapshot {
             if doc.bytes.len() >= MIN_COMPRESS {
                 todo.push(doc.path.clone());
             }
-            let r = resource_with(doc, digest, now, false);
+            let r = resource_with(doc, digest, now, false, false);
             resources.insert(doc.path.clone(), Arc::new(r));
         }
         (Snapshot { resources }, todo)
@@ -139,7 +139,10 @@ impl Snapshot {
         // Largest first: the cores finish together instead of one waiting
         // on the big feed taken last.
         docs.sort_by_key(|(_, d, ..)| std::cmp::Reverse(d.bytes.len()));
-        let made = crate::parallel::map(&docs, |(_, d, g, t)| resource(d, g.clone(), *t));
+        // Hot documents: large bodies go where `sendfile` can take them.
+        let made = crate::parallel::map(&docs, |(_, d, g, t)| {
+            resource_with(d, g.clone(), *t, true, true)
+        });
         docs.into_iter()
             .zip(made)
             .map(|((p, ..), r)| (p, Arc::new(r)))
@@ -171,11 +174,14 @@ impl Snapshot {
 }
 
 /// A document made servable: validators computed, encodings compressed.
+/// Its bytes stay on the heap (on-demand documents: short-lived, many).
 pub fn resource(doc: &Document, digest: String, now: i64) -> Resource {
-    resource_with(doc, digest, now, true)
+    resource_with(doc, digest, now, true, false)
 }
 
-fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Resource {
+/// `pack`: put the bodies of a large document in a memfd mapping, for
+/// `sendfile` (hot documents only: one descriptor each).
+fn resource_with(doc: &Document, digest: String, now: i64, compress: bool, pack: bool) -> Resource {
     let secs = doc.last_modified.unwrap_or(now).max(0);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
     let compress = compress && doc.bytes.len() >= MIN_COMPRESS;
@@ -186,7 +192,7 @@ fn resource_with(doc: &Document, digest: String, now: i64, compress: bool) -> Re
     let mut identity = doc.bytes.clone();
     let mut gzip = compress.then(|| gzip(&doc.bytes)).flatten();
     let mut brotli = compress.then(|| brotli(&doc.bytes)).flatten();
-    if compress {
+    if compress && pack {
         // The finished forms of a large document go where the kernel can
         // send them without a copy (see `sendfile`).
         let parts: Vec<&[u8]> = [Some(&identity), gzip.as_ref(), brotli.as_ref()]

@@ -115,6 +115,15 @@ fn gzip_and_brotli_round_trip_and_follow_q_values() {
         on_disk.is_some(),
         "served bytes differ from the feeds folder's"
     );
+    let sent = d.get("/metrics").text().lines().find_map(|l| {
+        l.strip_prefix("herald_bytes_sendfile_total ")?
+            .parse::<u64>()
+            .ok()
+    });
+    assert!(
+        sent.is_some_and(|n| n >= plain.body.len() as u64 - 16 * 1024),
+        "the large body went by sendfile: {sent:?}"
+    );
     let gz = d.request("GET", "/rss.xml", &["Accept-Encoding: gzip"]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut out = Vec::new();
