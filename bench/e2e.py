@@ -283,9 +283,11 @@ def main():
     h.wait_disk()
     hwm_disk = vm(h.proc.pid, "VmHWM")
     print(f"feeds folder written; VmHWM {hwm_disk:.0f} MB", flush=True)
+    # Serving first: the drops' one-line probe files become the newest
+    # entries and would leave /atom.xml a small feed of them.
+    serve_rows = [] if args.skip_serving else serving(h, tmp, args.wrk_seconds, ["atom.xml", "uk/atom.xml"])
     fresh = freshness(h, watch, staging, args.drops, args.debounce_ms)
     print(f"freshness with {args.n}: median {fresh[0]:.0f} ms, p99 {fresh[1]:.0f} ms", flush=True)
-    serve_rows = [] if args.skip_serving else serving(h, tmp, args.wrk_seconds, ["atom.xml", "uk/atom.xml"])
     hwm_end = h.stop()
     # Let the kernel finish writing back the run so far (the feeds folder
     # alone is ~5 GB at 100,000) so that the restart measures herald, not
