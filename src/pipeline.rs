@@ -552,12 +552,8 @@ fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {
             "file too large (over {limit} bytes; limits.max_file_bytes)"
         ));
     }
-    let hash = hex(&Sha256::digest(&bytes));
+    let hash = crate::snapshot::hex(&Sha256::digest(&bytes));
     Ok((hash, announcement::parse(&f.rel, &bytes, &ctx.options)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A front-matter id as a full id: kept when it is already a URI

@@ -248,14 +248,31 @@ fn brotli(bytes: &[u8]) -> Option<Bytes> {
     (out.len() < bytes.len()).then(|| Bytes::from(out))
 }
 
+/// Lowercase hexadecimal, two digits per byte (content hashes, ETags).
+/// Called once per file read: one allocation, not one per byte.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let slow: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), slow);
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     fn doc(path: &str, body: &str) -> Document {
         Document {
