@@ -13,7 +13,10 @@ machine, side by side:
              /atom.xml over HTTP (median, p99), with N published.
   serving    wrk -t2 -c64 -d10s against herald and against nginx serving the
              very same bytes (fetched from herald; gzip_static for gzip),
-             for /atom.xml and a language's feed: plain, gzip, 304.
+             for /atom.xml and a language's feed: plain, gzip, 304; each
+             case run herald, nginx, nginx, herald and averaged per server,
+             after a sync (the feeds folder's writeback would take CPU from
+             the first runs).
 
 Installs wrk, nginx, hugo and time with apt-get when missing (root).
 
@@ -204,8 +207,11 @@ def serving(herald, tmp, seconds, feeds):
     try:
         for path in feeds:
             for kind in ["plain", "gzip", "304"]:
-                res = {}
-                for name, port in [("herald", herald.port), ("nginx", nport)]:
+                runs = {"herald": [], "nginx": []}
+                # herald, nginx, nginx, herald: the machine's drift during
+                # the pair weighs on both servers alike.
+                for name in ["herald", "nginx", "nginx", "herald"]:
+                    port = herald.port if name == "herald" else nport
                     url = f"http://127.0.0.1:{port}/{path}"
                     headers = []
                     if kind == "gzip":
@@ -213,10 +219,14 @@ def serving(herald, tmp, seconds, feeds):
                     if kind == "304":
                         _, h = get(url)
                         headers = [f"If-None-Match: {h['etag']}"]
-                    res[name] = wrk(url, headers, seconds)
+                    runs[name].append(wrk(url, headers, seconds))
+                res = {name: tuple(statistics.mean(r[i] for r in rs) for i in range(3))
+                       for name, rs in runs.items()}
                 rows.append((path, kind, res["herald"], res["nginx"]))
-                print(f"  {path} {kind}: herald {res['herald'][0]:.0f} req/s p99 {res['herald'][1]:.2f} ms"
-                      f" | nginx {res['nginx'][0]:.0f} req/s p99 {res['nginx'][1]:.2f} ms", flush=True)
+                each = {name: "/".join(f"{r[0]:.0f}" for r in rs) for name, rs in runs.items()}
+                print(f"  {path} {kind}: herald {res['herald'][0]:.0f} req/s ({each['herald']})"
+                      f" p99 {res['herald'][1]:.2f} ms | nginx {res['nginx'][0]:.0f} req/s"
+                      f" ({each['nginx']}) p99 {res['nginx'][1]:.2f} ms", flush=True)
     finally:
         ng.terminate()
         ng.wait()
@@ -283,6 +293,9 @@ def main():
     h.wait_disk()
     hwm_disk = vm(h.proc.pid, "VmHWM")
     print(f"feeds folder written; VmHWM {hwm_disk:.0f} MB", flush=True)
+    # The kernel writes those ~5 GB back for a while yet: let it finish, so
+    # that its flusher does not take CPU from the first serving runs.
+    os.sync()
     # Serving first: the drops' one-line probe files become the newest
     # entries and would leave /atom.xml a small feed of them.
     serve_rows = [] if args.skip_serving else serving(h, tmp, args.wrk_seconds, ["atom.xml", "uk/atom.xml"])
