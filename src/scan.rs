@@ -102,15 +102,13 @@ pub fn is_candidate_path(rel: &str) -> bool {
 pub fn scan(root: &Path) -> io::Result<Listing> {
     let canonical_root = root.canonicalize()?;
     let mut listing = Listing::default();
-    let mut visited = HashSet::new();
-    visited.insert(canonical_root.clone());
-    walk(
-        &canonical_root,
-        &canonical_root,
-        "",
-        &mut visited,
-        &mut listing,
-    );
+    let top = Folder {
+        abs: canonical_root.clone(),
+        rel: String::new(),
+        key: canonical_root.clone(),
+        link: false,
+    };
+    walk(&canonical_root, top, &mut listing);
     listing.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     listing.ignored.sort();
     Ok(listing)
@@ -122,11 +120,11 @@ pub fn scan_path(root: &Path, rel: &str) -> io::Result<Listing> {
     let canonical_root = root.canonicalize()?;
     let mut listing = Listing::default();
     let abs = canonical_root.join(rel);
-    let mut visited = HashSet::new();
-    visited.insert(canonical_root.clone());
     match std::fs::symlink_metadata(&abs) {
-        Ok(meta) if meta.is_dir() => walk(&canonical_root, &abs, rel, &mut visited, &mut listing),
-        Ok(meta) => visit(&canonical_root, &abs, rel, meta, &mut visited, &mut listing),
+        Ok(meta) => match visit(&canonical_root, &abs, rel, meta) {
+            Seen::Folder(folder) => walk(&canonical_root, folder, &mut listing),
+            seen => seen.add_to(&mut listing),
+        },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => listing.errors.push((rel.to_string(), e.to_string())),
     }
@@ -134,101 +132,171 @@ pub fn scan_path(root: &Path, rel: &str) -> io::Result<Listing> {
     Ok(listing)
 }
 
-fn walk(root: &Path, dir: &Path, rel_dir: &str, visited: &mut HashSet<PathBuf>, out: &mut Listing) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            out.errors.push((display_rel(rel_dir), e.to_string()));
-            return;
+/// A folder to list.
+#[derive(Debug)]
+struct Folder {
+    abs: PathBuf,
+    /// Relative to the watch folder, `/`-separated (empty for the watch
+    /// folder itself).
+    rel: String,
+    /// Where it really is: a folder reached twice is listed once.
+    key: PathBuf,
+    /// Reached through a symbolic link.
+    link: bool,
+}
+
+/// What one directory entry turned out to be.
+enum Seen {
+    File(FileInfo),
+    Folder(Folder),
+    Ignored(String, &'static str),
+    Error(String, String),
+    /// Gone meanwhile, or a hidden folder (`.git`, `.Trash-1000`, ...): not
+    /// ours to look into.
+    Nothing,
+}
+
+impl Seen {
+    /// Files, skips and errors go into the listing; folders are the
+    /// caller's.
+    fn add_to(self, out: &mut Listing) {
+        match self {
+            Seen::File(f) => out.files.push(f),
+            Seen::Ignored(rel, why) => out.ignored.push((rel, why)),
+            Seen::Error(rel, e) => out.errors.push((rel, e)),
+            Seen::Folder(_) | Seen::Nothing => {}
         }
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                out.errors.push((display_rel(rel_dir), e.to_string()));
-                continue;
-            }
-        };
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            let rel = format!("{}{}", prefix(rel_dir), entry.file_name().to_string_lossy());
-            out.ignored.push((rel, "file name is not valid UTF-8"));
-            continue;
-        };
-        let rel = format!("{}{name}", prefix(rel_dir));
-        // Read relative to the open folder (no walk of the whole path per
-        // file), without following a link.
-        let link_meta = match entry.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound {
-                    out.errors.push((rel, e.to_string()));
+    }
+}
+
+/// Lists `top` and everything below it, one depth at a time: the folders
+/// of a depth are read on all cores, then their entries are looked at
+/// (one `statx` each, relative to the open folder) on all cores in slices,
+/// so that both a tree of month folders and one flat folder of 100,000
+/// files use every core.
+fn walk(root: &Path, top: Folder, out: &mut Listing) {
+    let mut visited = HashSet::from([root.to_path_buf(), top.key.clone()]);
+    let mut level = vec![top];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        // An entry keeps its folder open: a bounded number at a time.
+        for folders in level.chunks(FOLDERS_AT_ONCE) {
+            next.extend(look_into(root, folders, out));
+        }
+        // A folder reached twice is listed once: under the shallower path,
+        // and within one depth under its own path rather than a link's;
+        // never by the order in which the folders happened to be read.
+        next.sort_by(|a, b| (a.link, &a.rel).cmp(&(b.link, &b.rel)));
+        next.retain(|f| visited.insert(f.key.clone()));
+        level = next;
+    }
+}
+
+/// Folders listed at once by [`walk`]: each stays open until its entries
+/// have been looked at.
+const FOLDERS_AT_ONCE: usize = 256;
+/// Entries looked at by one thread in one go.
+const ENTRIES_PER_JOB: usize = 512;
+
+/// Lists `folders` into `out`; returns the folders found in them.
+fn look_into(root: &Path, folders: &[Folder], out: &mut Listing) -> Vec<Folder> {
+    // The names only: reading a folder does not stat its entries.
+    let read = crate::parallel::map(folders, |f| {
+        std::fs::read_dir(&f.abs).map(|d| d.collect::<Vec<_>>())
+    });
+    let mut entries: Vec<(&Folder, std::fs::DirEntry)> = Vec::new();
+    for (folder, read) in folders.iter().zip(read) {
+        match read {
+            Ok(listed) => {
+                for entry in listed {
+                    match entry {
+                        Ok(e) => entries.push((folder, e)),
+                        Err(e) => out.errors.push((display_rel(&folder.rel), e.to_string())),
+                    }
                 }
-                continue;
             }
-        };
-        visit(root, &entry.path(), &rel, link_meta, visited, out);
+            Err(e) => out.errors.push((display_rel(&folder.rel), e.to_string())),
+        }
+    }
+    let jobs: Vec<&[(&Folder, std::fs::DirEntry)]> = entries.chunks(ENTRIES_PER_JOB).collect();
+    let seen = crate::parallel::map(&jobs, |job| {
+        job.iter()
+            .map(|(folder, entry)| look_at(root, folder, entry))
+            .collect::<Vec<_>>()
+    });
+    let mut found = Vec::new();
+    for seen in seen.into_iter().flatten() {
+        match seen {
+            Seen::Folder(f) => found.push(f),
+            seen => seen.add_to(out),
+        }
+    }
+    found
+}
+
+/// One entry of a listed folder.
+fn look_at(root: &Path, folder: &Folder, entry: &std::fs::DirEntry) -> Seen {
+    let name = entry.file_name();
+    let Some(name) = name.to_str() else {
+        let rel = format!("{}{}", prefix(&folder.rel), name.to_string_lossy());
+        return Seen::Ignored(rel, "file name is not valid UTF-8");
+    };
+    let rel = format!("{}{name}", prefix(&folder.rel));
+    // Read relative to the open folder (no walk of the whole path per
+    // file), without following a link.
+    match entry.metadata() {
+        Ok(meta) => visit(root, &entry.path(), &rel, meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Seen::Nothing,
+        Err(e) => Seen::Error(rel, e.to_string()),
     }
 }
 
 /// One entry, given its own (not followed) metadata.
-fn visit(
-    root: &Path,
-    path: &Path,
-    rel: &str,
-    link_meta: std::fs::Metadata,
-    visited: &mut HashSet<PathBuf>,
-    out: &mut Listing,
-) {
+fn visit(root: &Path, path: &Path, rel: &str, link_meta: std::fs::Metadata) -> Seen {
     let name = rel.rsplit('/').next().unwrap_or(rel);
-    let meta = if link_meta.file_type().is_symlink() {
+    let link = link_meta.file_type().is_symlink();
+    let meta = if link {
         // Dangling links (Emacs locks) and links leading out are skipped.
         let Ok(target) = path.canonicalize() else {
-            out.ignored
-                .push((rel.to_string(), "dangling symbolic link"));
-            return;
+            return Seen::Ignored(rel.to_string(), "dangling symbolic link");
         };
         if !target.starts_with(root) {
-            out.ignored.push((
+            return Seen::Ignored(
                 rel.to_string(),
                 "symbolic link leading outside the watch folder",
-            ));
-            return;
+            );
         }
         match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) => {
-                out.errors.push((rel.to_string(), e.to_string()));
-                return;
-            }
+            Err(e) => return Seen::Error(rel.to_string(), e.to_string()),
         }
     } else {
         link_meta
     };
     if meta.is_dir() {
         if name.starts_with('.') {
-            return; // .git, .Trash-1000, ...: not ours to look into
+            return Seen::Nothing;
         }
         let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if visited.insert(key) {
-            walk(root, path, rel, visited, out);
-        }
-        return;
+        return Seen::Folder(Folder {
+            abs: path.to_path_buf(),
+            rel: rel.to_string(),
+            key,
+            link,
+        });
     }
     if !meta.is_file() {
-        out.ignored.push((rel.to_string(), "not a regular file"));
-        return;
+        return Seen::Ignored(rel.to_string(), "not a regular file");
     }
     if let Some(reason) = ignore_reason(name) {
-        out.ignored.push((rel.to_string(), reason));
-        return;
+        return Seen::Ignored(rel.to_string(), reason);
     }
-    out.files.push(FileInfo {
+    Seen::File(FileInfo {
         rel: rel.to_string(),
         abs: path.to_path_buf(),
         size: meta.len(),
         mtime_ns: mtime_ns(&meta),
-    });
+    })
 }
 
 /// A file's modification time in nanoseconds since the epoch (0 if unknown).
@@ -326,5 +394,67 @@ mod tests {
         let one = scan_path(root, "pl").unwrap();
         assert_eq!(one.files.len(), 1);
         assert!(scan_path(root, "gone.txt").unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn a_folder_reached_twice_is_listed_once_under_its_own_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("m/news")).unwrap();
+        std::fs::write(root.join("m/news/a.md"), "a").unwrap();
+        // Links that sort before the real folder, at a shallower depth, and
+        // one back up to the watch folder (a loop).
+        std::os::unix::fs::symlink(root.join("m/news"), root.join("0news")).unwrap();
+        std::os::unix::fs::symlink(root.join("m/news"), root.join("m/0news")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("m/news/up")).unwrap();
+        let rels: Vec<_> = scan(root)
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
+        assert_eq!(rels, ["0news/a.md"]);
+        // Within one depth the real folder wins over a link to it.
+        std::fs::remove_file(root.join("0news")).unwrap();
+        let rels: Vec<_> = scan(root)
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
+        assert_eq!(rels, ["m/news/a.md"]);
+        let rels: Vec<_> = scan_path(root, "m")
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
+        assert_eq!(rels, ["m/news/a.md"]);
+    }
+
+    #[test]
+    fn more_folders_than_are_listed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut expected = Vec::new();
+        for i in 0..FOLDERS_AT_ONCE + 40 {
+            let folder = format!("f{i:04}");
+            std::fs::create_dir(root.join(&folder)).unwrap();
+            for j in 0..3 {
+                std::fs::write(root.join(format!("{folder}/{j}.txt")), "x").unwrap();
+                expected.push(format!("{folder}/{j}.txt"));
+            }
+            std::fs::write(root.join(format!("{folder}/{i}.swp")), "x").unwrap();
+        }
+        expected.sort();
+        let l = scan(root).unwrap();
+        let rels: Vec<_> = l.files.iter().map(|f| f.rel.clone()).collect();
+        assert_eq!(rels, expected);
+        assert_eq!(l.ignored.len(), FOLDERS_AT_ONCE + 40);
+        assert!(l.errors.is_empty());
+        assert!(l
+            .files
+            .iter()
+            .all(|f| f.size == 1 && f.abs.ends_with(&f.rel)));
     }
 }
