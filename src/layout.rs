@@ -592,6 +592,16 @@ impl Layout<'_> {
     /// Renders a document; `None` when it does not exist (an unknown page,
     /// an empty archive month, a tag nobody uses).
     pub fn render(&self, doc: &Doc) -> Result<Option<Document>, CatalogError> {
+        self.render_with(doc, &mut Newest::default())
+    }
+
+    /// [`Layout::render`], taking a scope's newest entries from `newest`
+    /// when it holds them.
+    fn render_with(
+        &self,
+        doc: &Doc,
+        newest: &mut Newest,
+    ) -> Result<Option<Document>, CatalogError> {
         // A scope parsed from a URL knows its tag's slug only: show the
         // name the announcements use.
         let named;
@@ -646,21 +656,20 @@ impl Layout<'_> {
                 Ok(out(render::opml::render(site, &tags), publish::OPML, None))
             }
             Doc::Index { scope } => {
-                let mut entries = self.catalog.latest(filter(scope), self.max_entries)?;
+                let entries = self.newest_of(scope, newest)?;
                 if entries.is_empty() && *scope != Scope::ALL {
                     return Ok(None);
                 }
-                self.catalog.fill_translations(&mut entries)?;
-                let last = newest(&entries);
+                let last = newest_update(entries);
                 Ok(out(
-                    render::html::index(site, scope, &entries).into_bytes(),
+                    render::html::index(site, scope, entries).into_bytes(),
                     publish::HTML,
                     last,
                 ))
             }
             Doc::Feed { scope, format } => {
                 let filter = filter(scope);
-                let mut entries = self.catalog.latest(filter, self.max_entries)?;
+                let (entries, prev) = self.current_of(scope, newest)?;
                 let tombstones = if *format == Format::Atom {
                     self.catalog.tombstones(filter, self.tombstones_since)?
                 } else {
@@ -671,18 +680,14 @@ impl Layout<'_> {
                 if entries.is_empty() && tombstones.is_empty() && *scope != Scope::ALL {
                     return Ok(None);
                 }
-                self.catalog.fill_translations(&mut entries)?;
-                let prev = self.newest_archive(filter)?;
                 let feed = FeedDoc {
                     scope,
-                    entries: &entries,
+                    entries,
                     tombstones: &tombstones,
-                    kind: FeedKind::Current {
-                        prev: prev.as_deref(),
-                    },
+                    kind: FeedKind::Current { prev },
                 };
                 let last =
-                    newest(&entries).max(tombstones.iter().map(|t| t.when.timestamp()).max());
+                    newest_update(entries).max(tombstones.iter().map(|t| t.when.timestamp()).max());
                 Ok(out(
                     self.feed_bytes(&feed, *format),
                     format.content_type(),
@@ -729,7 +734,7 @@ impl Layout<'_> {
                         next: next.as_deref(),
                     },
                 };
-                let last = newest(&entries);
+                let last = newest_update(&entries);
                 Ok(out(
                     self.feed_bytes(&feed, *format),
                     format.content_type(),
@@ -737,6 +742,40 @@ impl Layout<'_> {
                 ))
             }
         }
+    }
+
+    /// The newest shown entries of `scope`, translations filled: read from
+    /// the catalog unless `newest` holds them already.
+    fn newest_of<'n>(
+        &self,
+        scope: &Scope,
+        newest: &'n mut Newest,
+    ) -> Result<&'n [Entry], CatalogError> {
+        if newest.scope.as_ref() != Some(scope) {
+            newest.scope = None;
+            newest.prev = None;
+            newest.entries = self.catalog.latest(filter(scope), self.max_entries)?;
+            self.catalog.fill_translations(&mut newest.entries)?;
+            newest.scope = Some(scope.clone());
+        }
+        Ok(&newest.entries)
+    }
+
+    /// [`Layout::newest_of`], and the key of the newest archive document
+    /// (where a subscription document's `prev-archive` link leads).
+    fn current_of<'n>(
+        &self,
+        scope: &Scope,
+        newest: &'n mut Newest,
+    ) -> Result<(&'n [Entry], Option<&'n str>), CatalogError> {
+        self.newest_of(scope, newest)?;
+        if newest.prev.is_none() {
+            newest.prev = Some(self.newest_archive(filter(scope))?);
+        }
+        Ok((
+            &newest.entries,
+            newest.prev.as_ref().and_then(|p| p.as_deref()),
+        ))
     }
 
     fn feed_bytes(&self, feed: &FeedDoc, format: Format) -> Vec<u8> {
@@ -752,14 +791,27 @@ impl Layout<'_> {
     pub fn render_all(&self, docs: &[Doc]) -> Result<(Vec<Document>, Vec<String>), CatalogError> {
         let mut out = Vec::with_capacity(docs.len());
         let mut gone = Vec::new();
+        let mut newest = Newest::default();
         for doc in docs {
-            match self.render(doc)? {
+            match self.render_with(doc, &mut newest)? {
                 Some(d) => out.push(d),
                 None => gone.push(doc.path()),
             }
         }
         Ok((out, gone))
     }
+}
+
+/// The newest shown entries of the scope rendered last. The formats of a
+/// scope come one after the other in [`Layout::hot`], so that
+/// [`Layout::render_all`] reads them once, not once per format; holding one
+/// scope only keeps the memory bounded however many tags there are.
+#[derive(Default)]
+struct Newest {
+    scope: Option<Scope>,
+    entries: Vec<Entry>,
+    /// The newest archive's key (`None` inside: no archive), once asked for.
+    prev: Option<Option<String>>,
 }
 
 /// The catalog filter of a scope.
@@ -770,7 +822,8 @@ pub fn filter(scope: &Scope) -> Filter<'_> {
     }
 }
 
-fn newest(entries: &[Entry]) -> Option<i64> {
+/// The time of the latest change among `entries`.
+fn newest_update(entries: &[Entry]) -> Option<i64> {
     entries.iter().map(|e| e.updated.timestamp()).max()
 }
 
@@ -807,6 +860,55 @@ mod tests {
         f.tags = vec![Tag::new("Транспорт").unwrap()];
         let docs = layout.affected(&[f]).unwrap();
         assert!(docs.contains(&Doc::Opml), "{docs:?}");
+    }
+
+    #[test]
+    fn rendering_many_gives_what_rendering_each_gives() {
+        use crate::catalog::Change;
+        let mut catalog = Catalog::open_in_memory().unwrap();
+        let site = crate::render::fixtures::site();
+        // More than a subscription document holds (archives exist), in two
+        // languages, a translation pair, and one withdrawn (a tombstone).
+        let start = DateTime::parse_from_rfc3339("2026-10-01T08:00:00+00:00").unwrap();
+        let mut changes = Vec::new();
+        for i in 0..70 {
+            let lang = if i % 3 == 0 { "en" } else { "uk" };
+            let mut e = crate::render::fixtures::entry(&format!("n{i}"), lang, "T", "<p>c</p>");
+            let d = start + chrono::Duration::days(i);
+            (e.first_seen, e.published, e.updated) = (d, d, d);
+            e.translation_key = (i == 66 || i == 67).then(|| "pair".to_string());
+            changes.push(Change::Upsert(Box::new(e)));
+        }
+        let now = start + chrono::Duration::days(80);
+        catalog.apply(&changes, now).unwrap();
+        let Some(Change::Upsert(mut withdrawn)) = changes.pop() else {
+            unreachable!()
+        };
+        withdrawn.withdrawn = true;
+        catalog
+            .apply(
+                &[Change::Upsert(withdrawn)],
+                now + chrono::Duration::hours(1),
+            )
+            .unwrap();
+        let layout = layout_of(&catalog, &site);
+        let hot = layout.hot();
+        let (many, gone) = layout.render_all(&hot).unwrap();
+        assert!(gone.is_empty(), "{gone:?}");
+        assert_eq!(many.len(), hot.len());
+        for (doc, d) in hot.iter().zip(&many) {
+            let one = layout.render(doc).unwrap().expect("exists");
+            assert_eq!(one, *d, "{}", doc.path());
+        }
+        let atom = String::from_utf8(many[0].bytes.to_vec()).unwrap();
+        assert!(atom.contains("prev-archive"), "{atom}");
+        assert!(atom.contains("deleted-entry"), "{atom}");
+        let en = many
+            .iter()
+            .find(|d| d.path == "en/atom.xml")
+            .expect("en feed");
+        let en = String::from_utf8(en.bytes.to_vec()).unwrap();
+        assert!(en.contains(r#"hreflang="uk""#), "translations filled: {en}");
     }
 
     #[test]
