@@ -48,7 +48,7 @@
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.
 //! - [`logging`]: human, journald or JSON log output.
-//! - [`parallel`]: a function over a slice on all cores, results in order (parsing, compression).
+//! - [`parallel`]: a function over a slice on all cores, results in order (listing the watch folder, parsing, compression).
 //! - `fuzzing`: the property the fuzz target (`fuzz/`) and its regression test check.
 //!
 //! # Invariants

@@ -1,7 +1,8 @@
 //! One helper: a function over a slice on all cores, results in order.
 //!
 //! Used where a batch of independent, unevenly sized jobs holds up a
-//! publish: reading and parsing files, compressing documents.
+//! publish: listing the watch folder, reading and parsing files,
+//! compressing documents.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
