@@ -194,9 +194,10 @@ impl Engine {
         let mut known = known?;
         let present: HashMap<&str, ()> =
             listing.files.iter().map(|f| (f.rel.as_str(), ())).collect();
+        // A file in a folder that could not be read is not gone.
         let mut gone: Vec<(String, Known)> = known
             .iter()
-            .filter(|(p, _)| !present.contains_key(p.as_str()))
+            .filter(|(p, _)| !present.contains_key(p.as_str()) && !listing.may_hide(p))
             .map(|(p, k)| (p.clone(), k.clone()))
             .collect();
         gone.sort_by(|a, b| a.0.cmp(&b.0));
@@ -312,7 +313,7 @@ impl Engine {
                 }
             }
             for (p, k) in candidates {
-                if !files.contains_key(&p) && !known.contains_key(&p) {
+                if !files.contains_key(&p) && !known.contains_key(&p) && !listing.may_hide(&p) {
                     gone.push((p, k));
                 }
             }

@@ -34,6 +34,20 @@ pub struct Listing {
     pub errors: Vec<(String, String)>,
 }
 
+impl Listing {
+    /// Whether `rel` (a path seen before) may still be there unseen: it, or
+    /// a folder above it, could not be read. Its absence from `files` then
+    /// says nothing; taking it for a deletion would unpublish it.
+    pub fn may_hide(&self, rel: &str) -> bool {
+        self.errors.iter().any(|(at, _)| {
+            at == "."
+                || rel
+                    .strip_prefix(at.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
+
 /// Why a name is not an announcement, or `None` when it may be one.
 pub fn ignore_reason(name: &str) -> Option<&'static str> {
     if let Some(reason) = temp_reason(name) {
@@ -122,6 +136,11 @@ pub fn scan_path(root: &Path, rel: &str) -> io::Result<Listing> {
     let abs = canonical_root.join(rel);
     match std::fs::symlink_metadata(&abs) {
         Ok(meta) => match visit(&canonical_root, &abs, rel, meta) {
+            // A link to a folder that a full scan lists under its own path
+            // (the watch folder itself included): not listed again below
+            // the link, as a full scan would not either.
+            Seen::Folder(folder)
+                if folder.link && listed_directly(&canonical_root, &folder.key) => {}
             Seen::Folder(folder) => walk(&canonical_root, folder, &mut listing),
             seen => seen.add_to(&mut listing),
         },
@@ -177,24 +196,47 @@ impl Seen {
 fn walk(root: &Path, top: Folder, out: &mut Listing) {
     let mut visited = HashSet::from([root.to_path_buf(), top.key.clone()]);
     let mut level = vec![top];
-    while !level.is_empty() {
-        let mut next = Vec::new();
-        // An entry keeps its folder open: a bounded number at a time.
-        for folders in level.chunks(FOLDERS_AT_ONCE) {
-            next.extend(look_into(root, folders, out));
+    let mut links: Vec<Folder> = Vec::new();
+    loop {
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            // An entry keeps its folder open: a bounded number at a time.
+            for folders in level.chunks(FOLDERS_AT_ONCE) {
+                next.extend(look_into(root, folders, out));
+            }
+            let (linked, mut real): (Vec<Folder>, Vec<Folder>) =
+                next.into_iter().partition(|f| f.link);
+            links.extend(linked);
+            real.sort_by(|a, b| a.rel.cmp(&b.rel));
+            real.retain(|f| visited.insert(f.key.clone()));
+            level = real;
         }
-        // A folder reached twice is listed once: under the shallower path,
-        // and within one depth under its own path rather than a link's;
-        // never by the order in which the folders happened to be read.
-        next.sort_by(|a, b| (a.link, &a.rel).cmp(&(b.link, &b.rel)));
-        next.retain(|f| visited.insert(f.key.clone()));
-        level = next;
+        // Folders reached through links come last: a folder that can be
+        // listed under its own path is listed there (its path may name its
+        // language), whatever the order the folders happened to be read in;
+        // a link adds only what no real path reaches.
+        links.sort_by(|a, b| a.rel.cmp(&b.rel));
+        links.retain(|f| visited.insert(f.key.clone()));
+        if links.is_empty() {
+            return;
+        }
+        level = std::mem::take(&mut links);
     }
 }
 
+/// Whether a full scan reaches the folder at `real` (a canonical path
+/// inside `root`) by its own path: no hidden folder on the way.
+fn listed_directly(root: &Path, real: &Path) -> bool {
+    real.strip_prefix(root).is_ok_and(|rel| {
+        rel.components()
+            .all(|c| !c.as_os_str().as_encoded_bytes().starts_with(b"."))
+    })
+}
+
 /// Folders listed at once by [`walk`]: each stays open until its entries
-/// have been looked at.
-const FOLDERS_AT_ONCE: usize = 256;
+/// have been looked at (well under a default limit of 1,024 descriptors,
+/// with connections and the state open too).
+const FOLDERS_AT_ONCE: usize = 64;
 /// Entries looked at by one thread in one go.
 const ENTRIES_PER_JOB: usize = 512;
 
@@ -215,6 +257,8 @@ fn look_into(root: &Path, folders: &[Folder], out: &mut Listing) -> Vec<Folder> 
                     }
                 }
             }
+            // Removed since its parent was listed: nothing there.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => out.errors.push((display_rel(&folder.rel), e.to_string())),
         }
     }
@@ -400,36 +444,55 @@ mod tests {
     fn a_folder_reached_twice_is_listed_once_under_its_own_path() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        std::fs::create_dir_all(root.join("m/news")).unwrap();
-        std::fs::write(root.join("m/news/a.md"), "a").unwrap();
-        // Links that sort before the real folder, at a shallower depth, and
-        // one back up to the watch folder (a loop).
-        std::os::unix::fs::symlink(root.join("m/news"), root.join("0news")).unwrap();
-        std::os::unix::fs::symlink(root.join("m/news"), root.join("m/0news")).unwrap();
-        std::os::unix::fs::symlink(root, root.join("m/news/up")).unwrap();
+        std::fs::create_dir_all(root.join("pl/2025")).unwrap();
+        std::fs::write(root.join("pl/2025/a.md"), "a").unwrap();
+        // Links that sort before the real folder, at a shallower depth and
+        // at the same depth, and one back up to the watch folder (a loop).
+        std::os::unix::fs::symlink(root.join("pl/2025"), root.join("latest")).unwrap();
+        std::os::unix::fs::symlink(root.join("pl/2025"), root.join("pl/0now")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("pl/2025/up")).unwrap();
+        // A folder only a link reaches (its real path is hidden).
+        std::fs::create_dir_all(root.join(".archive/old")).unwrap();
+        std::fs::write(root.join(".archive/old/b.md"), "b").unwrap();
+        std::os::unix::fs::symlink(root.join(".archive/old"), root.join("old")).unwrap();
         let rels: Vec<_> = scan(root)
             .unwrap()
             .files
             .into_iter()
             .map(|f| f.rel)
             .collect();
-        assert_eq!(rels, ["0news/a.md"]);
-        // Within one depth the real folder wins over a link to it.
-        std::fs::remove_file(root.join("0news")).unwrap();
-        let rels: Vec<_> = scan(root)
+        assert_eq!(rels, ["old/b.md", "pl/2025/a.md"]);
+        let rels: Vec<_> = scan_path(root, "pl")
             .unwrap()
             .files
             .into_iter()
             .map(|f| f.rel)
             .collect();
-        assert_eq!(rels, ["m/news/a.md"]);
-        let rels: Vec<_> = scan_path(root, "m")
+        assert_eq!(rels, ["pl/2025/a.md"]);
+        // An event naming a link to the watch folder lists nothing again.
+        assert!(scan_path(root, "pl/2025/up").unwrap().files.is_empty());
+        // An event naming a link lists what a full scan lists below it.
+        assert!(scan_path(root, "latest").unwrap().files.is_empty());
+        let rels: Vec<_> = scan_path(root, "old")
             .unwrap()
             .files
             .into_iter()
             .map(|f| f.rel)
             .collect();
-        assert_eq!(rels, ["m/news/a.md"]);
+        assert_eq!(rels, ["old/b.md"]);
+    }
+
+    #[test]
+    fn what_an_error_may_hide() {
+        let mut l = Listing::default();
+        assert!(!l.may_hide("pl/a.md"));
+        l.errors
+            .push(("pl/2025".into(), "Too many open files".into()));
+        assert!(l.may_hide("pl/2025/a.md") && l.may_hide("pl/2025/05/b.md"));
+        assert!(l.may_hide("pl/2025"));
+        assert!(!l.may_hide("pl/20251/a.md") && !l.may_hide("pl/a.md"));
+        l.errors = vec![(".".into(), "Permission denied".into())];
+        assert!(l.may_hide("a.md"));
     }
 
     #[test]
