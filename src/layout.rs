@@ -669,7 +669,6 @@ impl Layout<'_> {
             }
             Doc::Feed { scope, format } => {
                 let filter = filter(scope);
-                let (entries, prev) = self.current_of(scope, newest)?;
                 let tombstones = if *format == Format::Atom {
                     self.catalog.tombstones(filter, self.tombstones_since)?
                 } else {
@@ -677,9 +676,13 @@ impl Layout<'_> {
                 };
                 // A language or tag with nothing shown has no feed, except
                 // an Atom feed announcing what was withdrawn from it.
-                if entries.is_empty() && tombstones.is_empty() && *scope != Scope::ALL {
+                if self.newest_of(scope, newest)?.is_empty()
+                    && tombstones.is_empty()
+                    && *scope != Scope::ALL
+                {
                     return Ok(None);
                 }
+                let (entries, prev) = self.current_of(scope, newest)?;
                 let feed = FeedDoc {
                     scope,
                     entries,
@@ -909,6 +912,30 @@ mod tests {
             .expect("en feed");
         let en = String::from_utf8(en.bytes.to_vec()).unwrap();
         assert!(en.contains(r#"hreflang="uk""#), "translations filled: {en}");
+        // What a publish writes besides: tag feeds and indexes, archives,
+        // pages, in the order `affected` gives them.
+        let footprints: Vec<Footprint> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Upsert(e) => Some(Footprint::of(e)),
+                _ => None,
+            })
+            .filter(|f| f.slug.ends_with('0') || f.slug.ends_with('5'))
+            .collect();
+        let affected = layout.affected(&footprints).unwrap();
+        assert!(affected
+            .iter()
+            .any(|d| matches!(d, Doc::Feed { scope, .. } if scope.tag.is_some())));
+        assert!(affected.iter().any(|d| matches!(d, Doc::Archive { .. })));
+        let (many, gone) = layout.render_all(&affected).unwrap();
+        let mut many = many.into_iter();
+        for doc in &affected {
+            match layout.render(doc).unwrap() {
+                Some(one) => assert_eq!(Some(one), many.next(), "{}", doc.path()),
+                None => assert!(gone.contains(&doc.path()), "{}", doc.path()),
+            }
+        }
+        assert_eq!(many.next(), None);
     }
 
     #[test]
