@@ -440,6 +440,11 @@ mod tests {
         assert!(scan_path(root, "gone.txt").unwrap().files.is_empty());
     }
 
+    /// The relative paths of the files listed.
+    fn rels(listing: io::Result<Listing>) -> Vec<String> {
+        listing.unwrap().files.into_iter().map(|f| f.rel).collect()
+    }
+
     #[test]
     fn a_folder_reached_twice_is_listed_once_under_its_own_path() {
         let dir = tempfile::tempdir().unwrap();
@@ -455,31 +460,13 @@ mod tests {
         std::fs::create_dir_all(root.join(".archive/old")).unwrap();
         std::fs::write(root.join(".archive/old/b.md"), "b").unwrap();
         std::os::unix::fs::symlink(root.join(".archive/old"), root.join("old")).unwrap();
-        let rels: Vec<_> = scan(root)
-            .unwrap()
-            .files
-            .into_iter()
-            .map(|f| f.rel)
-            .collect();
-        assert_eq!(rels, ["old/b.md", "pl/2025/a.md"]);
-        let rels: Vec<_> = scan_path(root, "pl")
-            .unwrap()
-            .files
-            .into_iter()
-            .map(|f| f.rel)
-            .collect();
-        assert_eq!(rels, ["pl/2025/a.md"]);
+        assert_eq!(rels(scan(root)), ["old/b.md", "pl/2025/a.md"]);
+        assert_eq!(rels(scan_path(root, "pl")), ["pl/2025/a.md"]);
         // An event naming a link to the watch folder lists nothing again.
         assert!(scan_path(root, "pl/2025/up").unwrap().files.is_empty());
         // An event naming a link lists what a full scan lists below it.
         assert!(scan_path(root, "latest").unwrap().files.is_empty());
-        let rels: Vec<_> = scan_path(root, "old")
-            .unwrap()
-            .files
-            .into_iter()
-            .map(|f| f.rel)
-            .collect();
-        assert_eq!(rels, ["old/b.md"]);
+        assert_eq!(rels(scan_path(root, "old")), ["old/b.md"]);
     }
 
     #[test]
