@@ -188,13 +188,27 @@ fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
 /// with `sendfile` and everything else as `TokioIo` would.
 pub struct Io {
     inner: TokioIo<TcpStream>,
+    /// Bytes already read from the socket by someone else, read first.
+    unread: Bytes,
 }
 
 impl Io {
     pub fn new(stream: TcpStream) -> Io {
         Io {
             inner: TokioIo::new(stream),
+            unread: Bytes::new(),
         }
+    }
+
+    /// The connection, for reading it directly.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        self.inner.inner_mut()
+    }
+
+    /// Gives `bytes` (read from the socket before) to the next reads, ahead
+    /// of what the socket has.
+    pub fn unread(&mut self, bytes: Bytes) {
+        self.unread = bytes;
     }
 }
 
@@ -202,9 +216,15 @@ impl hyper::rt::Read for Io {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 

@@ -196,6 +196,63 @@ fn nothing_outside_the_published_set_is_reachable() {
     }
 }
 
+/// Plain GET and HEAD requests are answered by herald's own HTTP/1.1 loop
+/// (src/serve/http1.rs); a request with a body header goes to hyper. Both
+/// must give the same status, headers (in the same order) and body.
+#[test]
+fn herald_and_hyper_answer_alike() {
+    let (_site, d) = corpus_daemon();
+    d.wait_compressed("/atom.xml");
+    let etag = d.get("/uk/atom.xml").header("etag").unwrap().to_string();
+    let inm = format!("If-None-Match: {etag}");
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("GET", "/atom.xml", vec![]),
+        ("GET", "/atom.xml", vec!["Accept-Encoding: gzip, br;q=0.5"]),
+        (
+            "GET",
+            "/atom.xml",
+            vec!["Accept-Encoding: br", "Accept-Encoding: gzip;q=0.1"],
+        ),
+        ("HEAD", "/atom.xml", vec!["Accept-Encoding: gzip"]),
+        ("GET", "/uk/atom.xml", vec![&inm]),
+        ("HEAD", "/uk/atom.xml", vec![&inm]),
+        (
+            "GET",
+            "/uk/atom.xml",
+            vec!["If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT"],
+        ),
+        ("GET", "/uk/atom.xml?since=yesterday", vec![]),
+        ("GET", "/uk/", vec!["User-Agent: herald-watchdog"]),
+        (
+            "GET",
+            "/",
+            vec!["Accept-Encoding: x-gzip;q=0.3, identity;q=0.9"],
+        ),
+        ("GET", "/no/such.xml", vec![]),
+        ("HEAD", "/no/such.xml", vec![]),
+        ("GET", "/uk/../atom.xml", vec![]),
+        ("GET", "/%D1%82.html", vec![]),
+        ("GET", "/healthz", vec![]),
+    ];
+    for (method, path, extra) in &cases {
+        let ours = d.request(method, path, extra);
+        let mut with_body = extra.clone();
+        with_body.push("Content-Length: 0");
+        let hypers = d.request(method, path, &with_body);
+        let strip = |r: &support::Resp| -> Vec<(String, String)> {
+            r.headers
+                .iter()
+                .filter(|(k, _)| k != "date")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(ours.status, hypers.status, "{method} {path} {extra:?}");
+        assert_eq!(strip(&ours), strip(&hypers), "{method} {path} {extra:?}");
+        assert_eq!(ours.body, hypers.body, "{method} {path} {extra:?}");
+        assert!(ours.header("date").is_some(), "{method} {path}");
+    }
+}
+
 #[test]
 fn other_methods_get_405_with_allow() {
     let (_site, d) = corpus_daemon();
