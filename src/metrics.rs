@@ -250,6 +250,13 @@ impl Metrics {
         );
         gauge(
             &mut o,
+            "herald_http_connections_to_hyper_total",
+            "Connections handed to hyper at a request herald's own HTTP/1.1 loop does not take (a body, another method, HTTP/1.0, a malformed or oversized head).",
+            "counter",
+            crate::serve::connections_handed_over().to_string(),
+        );
+        gauge(
+            &mut o,
             "herald_publishes_total",
             "Publishes (syncs that changed or checked the feeds).",
             "counter",

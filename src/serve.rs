@@ -37,6 +37,8 @@ use crate::snapshot::{Resource, Snapshot};
 
 mod http1;
 
+pub use http1::connections_handed_over;
+
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct Options {

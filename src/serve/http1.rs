@@ -22,7 +22,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -38,8 +38,20 @@ use crate::sendfile::Io;
 /// Headers a request may have and stay on this path (hyper takes up to 100).
 const MAX_HEADERS: usize = 32;
 
+/// The longest request target hyper's URI type takes (it answers 414 above).
+const MAX_TARGET: usize = u16::MAX as usize - 1;
+
 /// The read buffer's first size; it grows up to the header limit.
 const FIRST_READ: usize = 4096;
+
+/// Connections handed to hyper since the process started.
+static HANDED_OVER: AtomicU64 = AtomicU64::new(0);
+
+/// Connections handed to hyper since the process started (for `/metrics`:
+/// a client population that mostly lands there is worth knowing about).
+pub fn connections_handed_over() -> u64 {
+    HANDED_OVER.load(Ordering::Relaxed)
+}
 
 /// How a connection ended up.
 pub(super) enum Outcome {
@@ -92,10 +104,9 @@ pub(super) async fn serve(
     let timeout = state.options.header_read_timeout;
     let limit = state.options.max_header_bytes.max(8192);
     let mut buf = vec![0u8; FIRST_READ.min(limit)];
-    // Bytes read and not yet answered: buf[start..end].
-    let (mut start, mut end) = (0, 0);
-    // Where a head that looked complete turned out not to be (more to read).
-    let mut partial_at = None;
+    // Bytes read and not yet answered: buf[start..end]; the head that
+    // starts at `start` has no end in buf[..scanned].
+    let (mut start, mut end, mut scanned) = (0, 0, 0);
     let mut out = Vec::with_capacity(512);
     // One timer per connection, set to the header-read deadline of an
     // earlier request and moved on only when it fires: a request costs no
@@ -105,12 +116,12 @@ pub(super) async fn serve(
     tokio::pin!(timer);
     loop {
         // Read until the buffer holds a whole head.
-        while partial_at.is_some_and(|at| end <= at) || !ends_head(&buf[start..end]) {
+        while !head_complete(&buf[..end], &mut start, &mut scanned) {
             if end == buf.len() {
                 if start > 0 {
                     buf.copy_within(start..end, 0);
-                    (start, end) = (0, end - start);
-                    partial_at = None;
+                    (end, scanned) = (end - start, scanned.saturating_sub(start));
+                    start = 0;
                 } else if buf.len() < limit {
                     buf.resize((buf.len() * 2).min(limit), 0);
                 } else {
@@ -144,13 +155,10 @@ pub(super) async fn serve(
         let mut req = httparse::Request::new(&mut []);
         let len = match req.parse_with_uninit_headers(&buf[start..end], &mut slots) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                partial_at = Some(end);
-                continue;
-            }
-            Err(_) => return hand_over(io, &buf[start..end]),
+            // A parse error, more headers than this loop takes, or (never
+            // seen) a head the parser finds incomplete after a blank line.
+            Ok(httparse::Status::Partial) | Err(_) => return hand_over(io, &buf[start..end]),
         };
-        partial_at = None;
         let Some((method, path, close)) = plain_request(&req) else {
             return hand_over(io, &buf[start..end]);
         };
@@ -175,20 +183,38 @@ pub(super) async fn serve(
         if start == end {
             (start, end) = (0, 0);
         }
+        scanned = start;
         deadline = Instant::now() + timeout;
     }
 }
 
-/// Whether `bytes` hold the blank line that ends a head (CRLF or bare LF
-/// line ends, as `httparse` accepts them). A head preceded by blank lines
-/// can look complete early: the parser then says so, and reading goes on.
-fn ends_head(bytes: &[u8]) -> bool {
+/// Whether `buf[*start..]` holds a whole head: a request line and headers
+/// up to a blank line (CRLF or bare LF line ends, as `httparse` takes them).
+/// Empty lines before the request line are skipped by moving `*start` (RFC
+/// 9112 §2.2), and only bytes after `*scanned` are searched (then `*scanned`
+/// moves on), so that a head trickled in byte by byte costs linear time.
+fn head_complete(buf: &[u8], start: &mut usize, scanned: &mut usize) -> bool {
+    loop {
+        match &buf[*start..] {
+            [b'\n', ..] => *start += 1,
+            [b'\r', b'\n', ..] => *start += 2,
+            _ => break,
+        }
+    }
     // The usual case first: one read brought exactly one head.
-    bytes.ends_with(b"\r\n\r\n")
-        || (0..bytes.len()).any(|i| {
-            bytes[i] == b'\n'
-                && matches!(bytes.get(i + 1..), Some([b'\n', ..] | [b'\r', b'\n', ..]))
-        })
+    if buf.len() > *start && buf.ends_with(b"\r\n\r\n") {
+        return true;
+    }
+    let mut at = (*scanned).max(*start);
+    while let Some(i) = buf[at..].iter().position(|&b| b == b'\n') {
+        at += i + 1;
+        if matches!(&buf[at..], [b'\n', ..] | [b'\r', b'\n', ..]) {
+            return true;
+        }
+    }
+    // A blank line may still end on the last two bytes: look there again.
+    *scanned = buf.len().saturating_sub(2).max(*start);
+    false
 }
 
 /// The method, path and whether the client asked to close, for a request
@@ -205,7 +231,11 @@ fn plain_request<'b>(req: &httparse::Request<'_, 'b>) -> Option<(Method, &'b str
         return None;
     }
     let target = req.path?;
-    if !target.starts_with('/') || !target.bytes().all(plain_target_byte) {
+    // Longer targets get hyper's 414.
+    if target.len() > MAX_TARGET
+        || !target.starts_with('/')
+        || !target.bytes().all(plain_target_byte)
+    {
         return None;
     }
     let path = target.split_once('?').map_or(target, |(path, _query)| path);
@@ -313,6 +343,7 @@ async fn write_all(io: &mut Io, mut head: &[u8], mut body: &[u8]) -> io::Result<
 /// Hands the connection to hyper, with `unread` (the request it did not
 /// take, and anything after it) to be read first.
 fn hand_over(mut io: Io, unread: &[u8]) -> Outcome {
+    HANDED_OVER.fetch_add(1, Ordering::Relaxed);
     io.unread(Bytes::copy_from_slice(unread));
     Outcome::Hyper(io)
 }
@@ -363,13 +394,45 @@ mod tests {
     }
 
     #[test]
-    fn a_head_ends_at_its_first_blank_line() {
-        assert!(ends_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(ends_head(b"GET / HTTP/1.1\nHost: a\n\n"));
-        assert!(ends_head(b"GET / HTTP/1.1\r\n\r\nGET /x"));
-        assert!(!ends_head(b"GET / HTTP/1.1\r\nHost: a\r\n"));
-        assert!(!ends_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
-        assert!(!ends_head(b""));
+    fn a_head_is_complete_at_its_first_blank_line() {
+        let complete = |bytes: &[u8]| head_complete(bytes, &mut 0, &mut 0);
+        assert!(complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(complete(b"GET / HTTP/1.1\nHost: a\n\n"));
+        assert!(complete(b"GET / HTTP/1.1\r\n\r\nGET /x"));
+        assert!(!complete(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(!complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
+        assert!(!complete(b""));
+        // Empty lines before a request line are skipped, not taken for its end.
+        let (mut start, mut scanned) = (0, 0);
+        assert!(!head_complete(
+            b"\r\n\nGET / HTTP/1.1\r\n",
+            &mut start,
+            &mut scanned
+        ));
+        assert_eq!(start, 3);
+        assert!(!head_complete(b"\r\n\r\n", &mut 0, &mut 0));
+    }
+
+    #[test]
+    fn a_trickled_head_is_found_whatever_the_read_boundaries() {
+        let head = b"\r\nGET /atom.xml HTTP/1.1\r\nHost: a\r\nX-A: b\n\r\nGET /next";
+        let end_of_head = head.len() - b"GET /next".len();
+        for step in 1..=4 {
+            let (mut start, mut scanned) = (0, 0);
+            let mut end = 0;
+            let found = loop {
+                end = (end + step).min(head.len());
+                if head_complete(&head[..end], &mut start, &mut scanned) {
+                    break end;
+                }
+                assert!(scanned <= end && end < head.len(), "step {step}");
+            };
+            assert_eq!(start, 2, "step {step}");
+            assert!(
+                found >= end_of_head && found < end_of_head + step,
+                "step {step}: {found}"
+            );
+        }
     }
 
     #[test]
