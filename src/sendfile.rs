@@ -184,8 +184,9 @@ fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
     (addr + slice.len() <= start + len).then(|| (fd, (addr - start) as libc::off_t))
 }
 
-/// A TCP connection for hyper that sends bodies held in [`pack`]'s mappings
-/// with `sendfile` and everything else as `TokioIo` would.
+/// A TCP connection (for herald's own HTTP/1.1 loop, then hyper if the loop
+/// hands it over) that sends bodies held in [`pack`]'s mappings with
+/// `sendfile` and everything else as `TokioIo` would.
 pub struct Io {
     inner: TokioIo<TcpStream>,
     /// Bytes already read from the socket by someone else, read first.
