@@ -435,6 +435,39 @@ fn sigterm_exits_zero() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// Shutdown closes kept-alive connections that wait for their next request
+/// at once (herald's loop and hyper alike) instead of holding the exit for
+/// the grace period (5 s by default).
+#[test]
+fn sigterm_closes_idle_kept_alive_connections_at_once() {
+    let site = Site::for_daemon("");
+    site.put("a.txt", "Hello world, this is an announcement.\n");
+    let d = site.serve();
+    let mut idle = Vec::new();
+    // One connection stays in herald's loop, one was handed to hyper.
+    for extra in ["", "Content-Length: 0\r\n"] {
+        let mut s = TcpStream::connect(&d.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes())
+            .unwrap();
+        let mut got = [0u8; 4096];
+        let n = s.read(&mut got).unwrap();
+        assert!(got[..n].starts_with(b"HTTP/1.1 200"), "{extra:?}");
+        idle.push(s);
+    }
+    let start = Instant::now();
+    assert_eq!(d.terminate().code(), Some(0));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "idle connections held the exit for {took:?}"
+    );
+    for mut s in idle {
+        let mut rest = Vec::new();
+        assert!(matches!(s.read_to_end(&mut rest), Ok(0) | Err(_)));
+    }
+}
+
 #[test]
 fn pages_link_every_entry_and_feed() {
     let site = Site::for_daemon("");
