@@ -38,9 +38,10 @@
 //! - [`snapshot`]: the hot documents in memory, pre-compressed, with validators.
 //! - [`on_demand`]: the other documents, rendered per request, in a bounded cache.
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
-//! - [`serve`]: one single-threaded runtime per core; answers from the
-//!   snapshot and on-demand documents only; the only HTTP server code:
-//!   plain `GET`/`HEAD` requests through its own HTTP/1.1 loop
+//! - [`serve`]: one single-threaded runtime per core, connections spread
+//!   evenly over them (`serve/balance.rs`); answers from the snapshot and
+//!   on-demand documents only; the only HTTP server code: plain
+//!   `GET`/`HEAD` requests through its own HTTP/1.1 loop
 //!   (`serve/http1.rs`), anything else through hyper.
 //! - [`sendfile`]: large hot bodies in sealed memfd mappings, sent to sockets
 //!   with `sendfile(2)` (no copy through user memory), the rest with `writev`.

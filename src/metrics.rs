@@ -78,6 +78,8 @@ pub struct Metrics {
     started: AtomicI64,
     /// WebSub counters and the number of hubs, once the publisher runs.
     websub: std::sync::OnceLock<(std::sync::Arc<crate::websub::Counters>, usize)>,
+    /// Open connections per serving thread, once the server runs.
+    connections: std::sync::OnceLock<std::sync::Arc<crate::serve::Balance>>,
 }
 
 impl Default for Metrics {
@@ -94,6 +96,7 @@ impl Default for Metrics {
             languages: Mutex::new(Vec::new()),
             started: AtomicI64::new(now_ms() / 1000),
             websub: std::sync::OnceLock::new(),
+            connections: std::sync::OnceLock::new(),
         }
     }
 }
@@ -149,6 +152,11 @@ impl Metrics {
     /// Shows the WebSub publisher's counters in `/metrics`.
     pub fn set_websub(&self, counters: std::sync::Arc<crate::websub::Counters>, hubs: usize) {
         let _ = self.websub.set((counters, hubs));
+    }
+
+    /// Shows the serving threads' open connections in `/metrics`.
+    pub fn set_connections(&self, balance: std::sync::Arc<crate::serve::Balance>) {
+        let _ = self.connections.set(balance);
     }
 
     /// Whether the last write to the feeds folder worked.
@@ -255,6 +263,18 @@ impl Metrics {
             "counter",
             crate::serve::connections_handed_over().to_string(),
         );
+        if let Some(balance) = self.connections.get() {
+            let _ = writeln!(
+                o,
+                "# HELP herald_http_connections_open Open HTTP connections, by serving thread.\n# TYPE herald_http_connections_open gauge"
+            );
+            for (thread, open) in balance.open().iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "herald_http_connections_open{{thread=\"{thread}\"}} {open}"
+                );
+            }
+        }
         gauge(
             &mut o,
             "herald_publishes_total",

@@ -27,7 +27,7 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioTimer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
@@ -35,7 +35,10 @@ use crate::metrics::{Metrics, Route};
 use crate::on_demand::OnDemand;
 use crate::snapshot::{Resource, Snapshot};
 
+mod balance;
 mod http1;
+
+pub use balance::Balance;
 
 pub use http1::connections_handed_over;
 
@@ -116,8 +119,9 @@ impl State {
 ///
 /// Like nginx's worker processes: one thread per core, each with its own
 /// single-threaded runtime accepting on every listener, and a connection
-/// stays on the thread that accepted it. (A work-stealing runtime spent
-/// more time waking its workers than answering small requests.)
+/// stays on the thread that serves it. (A work-stealing runtime spent more
+/// time waking its workers than answering small requests.) Connections are
+/// spread evenly over the threads as they are accepted ([`balance`]).
 pub async fn run(
     listeners: Vec<(TcpListener, State)>,
     options: Arc<Options>,
@@ -133,14 +137,24 @@ pub async fn run(
         }
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    let (balance, inboxes) = Balance::new(threads);
+    if let Some((_, state)) = shared.first() {
+        state.metrics.set_connections(balance.clone());
+    }
     let mut finished = Vec::new();
-    for n in 0..threads {
-        let mine: Vec<(std::net::TcpListener, State)> = shared
+    for (n, inbox) in inboxes.into_iter().enumerate() {
+        let mine: Vec<(Option<std::net::TcpListener>, State)> = shared
             .iter()
-            .filter_map(|(l, state)| l.try_clone().ok().map(|l| (l, state.clone())))
+            .map(|(l, state)| (l.try_clone().ok(), state.clone()))
             .collect();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let (permits, stop, options) = (permits.clone(), stop_rx.clone(), options.clone());
+        let thread = Thread {
+            index: n,
+            balance: balance.clone(),
+            permits: permits.clone(),
+            options: options.clone(),
+        };
+        let stop = stop_rx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("herald-http-{n}"))
             .spawn(move || {
@@ -148,7 +162,7 @@ pub async fn run(
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(serve_thread(mine, permits, stop, options)),
+                    Ok(runtime) => runtime.block_on(serve_thread(thread, mine, inbox, stop)),
                     Err(e) => warn!(error = %e, "cannot start a serving thread's runtime"),
                 }
                 drop(done_tx);
@@ -159,6 +173,7 @@ pub async fn run(
         }
     }
     drop(shared);
+    drop(balance);
     shutdown.await;
     let _ = stop_tx.send(true);
     for done in finished {
@@ -167,18 +182,48 @@ pub async fn run(
     }
 }
 
-/// One serving thread: accept loops for every listener, connections as
-/// tasks on this thread, graceful shutdown when `stop` changes.
-async fn serve_thread(
-    listeners: Vec<(std::net::TcpListener, State)>,
+/// What a serving thread shares with the others.
+struct Thread {
+    index: usize,
+    balance: Arc<Balance>,
     permits: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
     options: Arc<Options>,
+}
+
+/// What a connection task needs from its thread.
+#[derive(Clone)]
+struct Local {
+    graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+    stopping: Arc<http1::Stopping>,
+}
+
+/// One serving thread: accept loops for every listener, connections moved
+/// here by other threads, connections as tasks on this thread, graceful
+/// shutdown when `stop` changes. `listeners` keeps every listener's place
+/// (`None` when this thread could not get a handle on it), since moved
+/// connections name their listener by index.
+async fn serve_thread(
+    thread: Thread,
+    listeners: Vec<(Option<std::net::TcpListener>, State)>,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<balance::Moved>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
-    let stopping = Arc::new(http1::Stopping::default());
+    let thread = Arc::new(thread);
+    let local = Local {
+        graceful: Arc::new(hyper_util::server::graceful::GracefulShutdown::new()),
+        stopping: Arc::new(http1::Stopping::default()),
+    };
+    // One per thread: requests clone this thread's Arc, not shared state.
+    let states: Vec<Arc<State>> = listeners
+        .iter()
+        .map(|(_, state)| Arc::new(state.clone()))
+        .collect();
     let mut accept_loops = Vec::new();
-    for (listener, state) in listeners {
+    for (index, (listener, _)) in listeners.into_iter().enumerate() {
+        let Some(listener) = listener else {
+            warn!("cannot accept on a listener on one serving thread");
+            continue;
+        };
         let listener = match listener
             .set_nonblocking(true)
             .and_then(|()| TcpListener::from_std(listener))
@@ -189,18 +234,14 @@ async fn serve_thread(
                 continue;
             }
         };
-        let permits = permits.clone();
-        let graceful = graceful.clone();
-        let stopping = stopping.clone();
+        let (thread, local, state) = (thread.clone(), local.clone(), states[index].clone());
         let mut stop = stop.clone();
-        // One per thread: requests clone this thread's Arc, not shared state.
-        let state = Arc::new(state);
         accept_loops.push(tokio::spawn(async move {
             loop {
                 // Wait for a free slot first: past the cap, new connections
                 // wait in the kernel's backlog instead of being accepted.
                 let permit = tokio::select! {
-                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    p = thread.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                     _ = stop.changed() => return,
                 };
                 let (stream, peer) = tokio::select! {
@@ -216,40 +257,71 @@ async fn serve_thread(
                     _ = stop.changed() => return,
                 };
                 let _ = stream.set_nodelay(true);
-                // Counted by the graceful shutdown from the start, whichever
-                // path serves the connection.
-                let watcher = graceful.watcher();
-                let (state, stopping) = (state.clone(), stopping.clone());
-                tokio::spawn(async move {
-                    let io = crate::sendfile::Io::new(stream);
-                    if let http1::Outcome::Hyper(io) =
-                        http1::serve(io, &state, peer, &stopping).await
-                    {
-                        let mut builder = hyper::server::conn::http1::Builder::new();
-                        builder
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(state.options.header_read_timeout)
-                            .max_buf_size(state.options.max_header_bytes.max(8192))
-                            .keep_alive(true);
-                        let service = hyper::service::service_fn(move |req| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
-                        });
-                        let _ = watcher.watch(builder.serve_connection(io, service)).await;
+                let (to, open) = thread.balance.assign(thread.index);
+                if to == thread.index {
+                    connection(stream, peer, state.clone(), permit, open, &local);
+                    continue;
+                }
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "cannot move a connection to another thread");
+                        continue;
                     }
-                    drop(permit);
-                });
+                };
+                let moved = balance::Moved {
+                    stream,
+                    peer,
+                    listener: index,
+                    permit,
+                    open,
+                };
+                // A thread that no longer takes connections: serve it here.
+                if let Err(back) = thread.balance.send(to, moved) {
+                    let open = back.open.move_to(thread.index);
+                    match TcpStream::from_std(back.stream) {
+                        Ok(s) => connection(s, peer, state.clone(), back.permit, open, &local),
+                        Err(e) => warn!(error = %e, "cannot take a connection back"),
+                    }
+                }
+            }
+        }));
+    }
+    {
+        let (local, mut stop) = (local.clone(), stop.clone());
+        accept_loops.push(tokio::spawn(async move {
+            loop {
+                let moved = tokio::select! {
+                    m = inbox.recv() => match m { Some(m) => m, None => return },
+                    _ = stop.changed() => return,
+                };
+                let Some(state) = states.get(moved.listener) else {
+                    continue;
+                };
+                match TcpStream::from_std(moved.stream) {
+                    Ok(s) => connection(
+                        s,
+                        moved.peer,
+                        state.clone(),
+                        moved.permit,
+                        moved.open,
+                        &local,
+                    ),
+                    Err(e) => {
+                        warn!(error = %e, "cannot take over a connection from another thread")
+                    }
+                }
             }
         }));
     }
     let _ = stop.changed().await;
-    stopping.stop();
+    local.stopping.stop();
     for l in accept_loops {
         let _ = l.await;
     }
-    let grace = options.shutdown_grace;
+    let grace = thread.options.shutdown_grace;
     // The accept loops are done, so this is the last reference.
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+    let Ok(graceful) = Arc::try_unwrap(local.graceful) else {
         return;
     };
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -261,6 +333,41 @@ async fn serve_thread(
             "grace period over; closing remaining connections"
         );
     }
+}
+
+/// Serves one connection as a task on this thread: herald's own loop first,
+/// hyper from the first request the loop does not take. `permit` (the slot
+/// under the connection cap) and `open` (the count on this thread) are held
+/// until the connection closes.
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    open: balance::Open,
+    local: &Local,
+) {
+    // Counted by the graceful shutdown from the start, whichever path
+    // serves the connection.
+    let watcher = local.graceful.watcher();
+    let stopping = local.stopping.clone();
+    tokio::spawn(async move {
+        let io = crate::sendfile::Io::new(stream);
+        if let http1::Outcome::Hyper(io) = http1::serve(io, &state, peer, &stopping).await {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(state.options.header_read_timeout)
+                .max_buf_size(state.options.max_header_bytes.max(8192))
+                .keep_alive(true);
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+            });
+            let _ = watcher.watch(builder.serve_connection(io, service)).await;
+        }
+        drop((permit, open));
+    });
 }
 
 /// Answers one request that hyper parsed.

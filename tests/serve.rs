@@ -425,6 +425,50 @@ fn slow_clients_do_not_block_others_and_are_cut_off() {
     assert_eq!(closed, slow.len());
 }
 
+/// A burst of connections accepted by whichever serving thread woke first
+/// is spread evenly over the threads (/metrics shows the open connections
+/// per thread), and every moved connection is served.
+#[test]
+fn a_burst_of_connections_is_spread_over_the_serving_threads() {
+    let site = Site::for_daemon("");
+    site.put("a.txt", "Hello world, this is an announcement.\n");
+    let d = site.serve();
+    let open = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter(|l| l.starts_with("herald_http_connections_open{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let threads = open(&d.get("/metrics").text()).len();
+    assert!(threads >= 1, "no open-connection gauge in /metrics");
+    // All connected before any is used, as a client's pool opens them.
+    let mut burst: Vec<TcpStream> = (0..24)
+        .map(|_| TcpStream::connect(&d.addr).unwrap())
+        .collect();
+    for s in &mut burst {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut got = [0u8; 4096];
+        let n = s.read(&mut got).unwrap();
+        assert!(got[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    // The /metrics request's own connection is counted too.
+    let counts = open(&d.get("/metrics").text());
+    assert_eq!(counts.iter().sum::<u64>(), 25, "{counts:?}");
+    let (least, most) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(
+        most - least <= 1,
+        "uneven over {threads} threads: {counts:?}"
+    );
+    drop(burst);
+    let closed = support::wait_for(Duration::from_secs(10), || {
+        let counts = open(&d.get("/metrics").text());
+        (counts.iter().sum::<u64>() == 1).then_some(())
+    });
+    assert!(closed.is_some(), "closed connections are still counted");
+}
+
 #[test]
 fn sigterm_exits_zero() {
     let site = Site::for_daemon("");
