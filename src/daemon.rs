@@ -393,6 +393,7 @@ fn serve_options(config: &Config) -> serve::Options {
     serve::Options {
         max_age: config.server.max_age,
         header_read_timeout: config.server.header_read_timeout,
+        send_timeout: config.server.send_timeout,
         max_connections: config.server.max_connections,
         max_header_bytes: config.server.max_header_bytes,
         access_log: config.server.access_log,

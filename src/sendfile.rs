@@ -18,17 +18,21 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::future::Future as _;
 use std::io::{self, IoSlice, Write as _};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use hyper::rt::Write as _;
 use hyper_util::rt::TokioIo;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Bodies below this size are copied: for them `sendfile`'s set-up (an
 /// internal pipe, page references) costs more than the copy it saves.
@@ -187,17 +191,29 @@ fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
 /// A TCP connection (for herald's own HTTP/1.1 loop, then hyper if the loop
 /// hands it over) that sends bodies held in [`pack`]'s mappings with
 /// `sendfile` and everything else as `TokioIo` would.
+///
+/// A write fails with `TimedOut` when the client has taken no bytes for
+/// `send_timeout` (nginx's `send_timeout`): a reader that stops reading
+/// does not hold a connection, its slot and its response forever.
 pub struct Io {
     inner: TokioIo<TcpStream>,
     /// Bytes already read from the socket by someone else, read first.
     unread: Bytes,
+    send_timeout: Duration,
+    /// Runs while a write waits for room in the socket; made at the first
+    /// such wait and reused.
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
 }
 
 impl Io {
-    pub fn new(stream: TcpStream) -> Io {
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> Io {
         Io {
             inner: TokioIo::new(stream),
             unread: Bytes::new(),
+            send_timeout,
+            stall: None,
+            stalled: false,
         }
     }
 
@@ -244,22 +260,70 @@ impl hyper::rt::Write for Io {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        match this.poll_send(cx, bufs) {
+            Poll::Pending => this.poll_stall(cx),
+            done => {
+                this.stalled = false;
+                done
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl Io {
+    /// A write that could not go on: starts the send timeout at the first
+    /// wait since the last progress, and fails the write when it expires.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.stalled {
+            self.stalled = true;
+            let deadline = Instant::now() + self.send_timeout;
+            match &mut self.stall {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        if let Some(sleep) = &mut self.stall {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.stalled = false;
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no response bytes within the send timeout",
+                )));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// One write: bodies in a mapping with `sendfile`, the rest copied.
+    fn poll_send(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         let found = bufs
             .iter()
             .enumerate()
             .find_map(|(i, b)| lookup(b).map(|at| (i, at)));
         match found {
-            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
             // What comes before the body (the head) first, marked as
             // followed by more so that it leaves with the body's first bytes;
             // hyper calls again for the rest. (Empty slices before the body
             // are skipped: a write of nothing would read as a closed socket.)
             Some((i, _)) if bufs[..i].iter().any(|b| !b.is_empty()) => {
-                poll_write_with(this.inner.inner(), cx, |sock| send_more(sock, &bufs[..i]))
+                poll_write_with(self.inner.inner(), cx, |sock| send_more(sock, &bufs[..i]))
             }
             Some((i, (fd, offset))) => {
                 let len = bufs[i].len();
-                let sent = ready!(poll_write_with(this.inner.inner(), cx, |sock| {
+                let sent = ready!(poll_write_with(self.inner.inner(), cx, |sock| {
                     sendfile(sock, fd, offset, len)
                 }));
                 match sent {
@@ -275,7 +339,7 @@ impl hyper::rt::Write for Io {
                         if !REFUSED.swap(true, Ordering::Relaxed) {
                             tracing::warn!(error = %e, "sendfile refused; large bodies are copied to sockets instead");
                         }
-                        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+                        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
                     }
                     Ok(n) => {
                         SENT.fetch_add(n as u64, Ordering::Relaxed);
@@ -285,18 +349,6 @@ impl hyper::rt::Write for Io {
                 }
             }
         }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -384,9 +436,48 @@ mod tests {
         assert!(pack(&[&body(1000, 0), &body(2000, 0)]).is_none());
     }
 
+    /// Shrinks a socket's send buffer, so that a large body takes many
+    /// partial writes.
+    fn small_send_buffer(stream: &TcpStream) {
+        let small: libc::c_int = 16 * 1024;
+        // SAFETY: setsockopt with a c_int option value.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+
+    /// Writes `head` and then `body` through `io` as hyper does (the head
+    /// and the rest of the body in one vectored write), then shuts down.
+    async fn send(io: &mut Io, head: &[u8], body: &[u8]) -> io::Result<()> {
+        use hyper::rt::Write;
+        let mut pos = 0;
+        let total = head.len() + body.len();
+        while pos < total {
+            let n = poll_fn(|cx| {
+                let (h, b) = if pos < head.len() {
+                    (&head[pos..], body)
+                } else {
+                    (&head[..0], &body[pos - head.len()..])
+                };
+                let slices = [IoSlice::new(h), IoSlice::new(b)];
+                let slices: &[IoSlice] = if h.is_empty() { &slices[1..] } else { &slices };
+                Pin::new(&mut *io).poll_write_vectored(cx, slices)
+            })
+            .await?;
+            assert!(n > 0);
+            pos += n;
+        }
+        poll_fn(|cx| Pin::new(&mut *io).poll_shutdown(cx)).await
+    }
+
     #[tokio::test]
     async fn head_and_mapped_body_arrive_intact_through_partial_writes() {
-        use hyper::rt::Write;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = tokio::spawn(async move {
@@ -397,50 +488,76 @@ mod tests {
         });
         let (stream, _) = listener.accept().await.unwrap();
         // A small send buffer: the 3 MB body takes many partial writes.
-        let sock = stream.as_raw_fd();
-        let small: libc::c_int = 16 * 1024;
-        // SAFETY: setsockopt with a c_int option value.
-        unsafe {
-            libc::setsockopt(
-                sock,
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&small as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        small_send_buffer(&stream);
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 3000000\r\n\r\n".to_vec();
         let data = body(3_000_000, 7);
         let packed = pack(&[&data]).expect("memfd available");
         let before = bytes_sent();
-        let mut io = Io::new(stream);
-        let mut pos = 0;
-        let total = head.len() + data.len();
-        while pos < total {
-            let n = poll_fn(|cx| {
-                let (h, b) = if pos < head.len() {
-                    (&head[pos..], &packed[0][..])
-                } else {
-                    (&head[..0], &packed[0][pos - head.len()..])
-                };
-                let slices = [IoSlice::new(h), IoSlice::new(b)];
-                let slices: &[IoSlice] = if h.is_empty() { &slices[1..] } else { &slices };
-                Pin::new(&mut io).poll_write_vectored(cx, slices)
-            })
-            .await
-            .unwrap();
-            assert!(n > 0);
-            pos += n;
-        }
-        poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx))
-            .await
-            .unwrap();
+        let mut io = Io::new(stream, Duration::from_secs(60));
+        send(&mut io, &head, &packed[0]).await.unwrap();
         drop(io);
         let got = client.await.unwrap();
-        assert_eq!(got.len(), total);
+        assert_eq!(got.len(), head.len() + data.len());
         assert_eq!(&got[..head.len()], &head[..]);
         assert!(got[head.len()..] == data[..], "body bytes differ");
         // The body went by sendfile (tests run in parallel: at least ours).
         assert!(bytes_sent() - before >= (data.len() - MIN_SENDFILE) as u64);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off_after_the_send_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        small_send_buffer(&stream);
+        let data = body(8_000_000, 3);
+        let packed = pack(&[&data]).expect("memfd available");
+        let timeout = Duration::from_millis(200);
+        let mut io = Io::new(stream, timeout);
+        let start = Instant::now();
+        // The client never reads: its buffers fill, then the writes wait.
+        let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut io, b"", &packed[0]))
+            .await
+            .expect("the write gave up on its own");
+        let err = sent.expect_err("8 MB cannot fit in the socket buffers");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() >= timeout);
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_taking_bytes_is_served_to_the_end() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(16 * 1024).unwrap();
+            let mut s = socket.connect(addr).await.unwrap();
+            let (mut got, mut chunk) = (Vec::new(), vec![0u8; 16 * 1024]);
+            loop {
+                // A reader slower than the server, never stalled for long.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match s.read(&mut chunk).await.unwrap() {
+                    0 => return got,
+                    n => got.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        small_send_buffer(&stream);
+        let data = body(1_000_000, 5);
+        let packed = pack(&[&data]).expect("memfd available");
+        let timeout = Duration::from_millis(250);
+        let mut io = Io::new(stream, timeout);
+        let start = Instant::now();
+        send(&mut io, b"", &packed[0]).await.unwrap();
+        drop(io);
+        let got = client.await.unwrap();
+        assert!(got == data, "body bytes differ");
+        // The whole response took longer than the timeout: it bounds each
+        // wait, not the response.
+        assert!(start.elapsed() > timeout * 2, "{:?}", start.elapsed());
     }
 }

@@ -47,6 +47,8 @@ pub use http1::connections_handed_over;
 pub struct Options {
     pub max_age: Duration,
     pub header_read_timeout: Duration,
+    /// A client that takes no response bytes for this long is cut off.
+    pub send_timeout: Duration,
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub access_log: bool,
@@ -352,7 +354,7 @@ fn connection(
     let watcher = local.graceful.watcher();
     let stopping = local.stopping.clone();
     tokio::spawn(async move {
-        let io = crate::sendfile::Io::new(stream);
+        let io = crate::sendfile::Io::new(stream, state.options.send_timeout);
         if let http1::Outcome::Hyper(io) = http1::serve(io, &state, peer, &stopping).await {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

@@ -423,3 +423,69 @@ fn abusive_requests_get_errors_and_good_clients_stay_fast() {
     );
     assert_eq!(d.get("/healthz").status, 200, "still healthy");
 }
+
+/// A client that asks for more than the socket buffers hold and stops
+/// reading (a slow-read attack) is disconnected after `send_timeout_ms`,
+/// in herald's own loop and after a hand-over to hyper, and the slot is
+/// freed (the open-connection gauge drops back).
+#[test]
+fn clients_that_stop_reading_are_disconnected_after_the_send_timeout() {
+    let site = Site::for_daemon("").with_corpus();
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .unwrap()
+            .replace("[server]\n", "[server]\nsend_timeout_ms = 1000\n"),
+    )
+    .unwrap();
+    let d = site.serve();
+    let size = d.get("/atom.xml").body.len();
+    let open = || -> u64 {
+        d.get("/metrics")
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("herald_http_connections_open{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    // Far more than loopback's socket buffers (a few MB) can hold.
+    let requests = 24_000_000 / size.max(1) + 1;
+    let mut stalled = Vec::new();
+    for extra in ["", "Content-Length: 0\r\n"] {
+        let s = TcpStream::connect(&d.addr).unwrap();
+        let pipelined =
+            format!("GET /atom.xml HTTP/1.1\r\nHost: x\r\n{extra}\r\n").repeat(requests);
+        // Written from a thread: the server stops reading requests too
+        // once its writes wait.
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = w.write_all(pipelined.as_bytes());
+        });
+        stalled.push(s);
+    }
+    // Both stalled connections are seen open, then closed by the server
+    // (the /metrics request's own connection counts 1).
+    let seen = support::wait_for(Duration::from_secs(10), || (open() == 3).then_some(()));
+    assert!(seen.is_some(), "stalled clients not seen: {}", open());
+    let closed = support::wait_for(Duration::from_secs(30), || (open() == 1).then_some(()));
+    assert!(
+        closed.is_some(),
+        "stalled clients still connected: {}",
+        open()
+    );
+    for mut s in stalled {
+        // The connection ends (reset, as the server leaves requests
+        // unread) before all the answers were sent.
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let ended = s.read_to_end(&mut got);
+        let answers = got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+        assert!(answers < requests, "{answers} of {requests}, {ended:?}");
+        assert!(
+            !matches!(&ended, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "still open"
+        );
+    }
+    // The server still answers.
+    assert_eq!(d.get("/atom.xml").status, 200);
+}
