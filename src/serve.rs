@@ -292,13 +292,9 @@ async fn serve_thread(
     {
         let (local, mut stop) = (local.clone(), stop.clone());
         accept_loops.push(tokio::spawn(async move {
-            loop {
-                let moved = tokio::select! {
-                    m = inbox.recv() => match m { Some(m) => m, None => return },
-                    _ = stop.changed() => return,
-                };
+            let take = |moved: balance::Moved| {
                 let Some(state) = states.get(moved.listener) else {
-                    continue;
+                    return;
                 };
                 match TcpStream::from_std(moved.stream) {
                     Ok(s) => connection(
@@ -313,6 +309,18 @@ async fn serve_thread(
                         warn!(error = %e, "cannot take over a connection from another thread")
                     }
                 }
+            };
+            loop {
+                tokio::select! {
+                    m = inbox.recv() => match m { Some(m) => take(m), None => return },
+                    _ = stop.changed() => break,
+                }
+            }
+            // Closed, then emptied: a move under way when the stop came is
+            // still taken (and shut down with the others); none is stranded.
+            inbox.close();
+            while let Some(m) = inbox.recv().await {
+                take(m);
             }
         }));
     }

@@ -433,9 +433,12 @@ fn clients_that_stop_reading_are_disconnected_after_the_send_timeout() {
     let site = Site::for_daemon("").with_corpus();
     std::fs::write(
         site.config(),
-        std::fs::read_to_string(site.config())
-            .unwrap()
-            .replace("[server]\n", "[server]\nsend_timeout_ms = 1000\n"),
+        std::fs::read_to_string(site.config()).unwrap().replace(
+            "[server]\n",
+            // A header timeout far beyond the test: only the send
+            // timeout can close the stalled connections.
+            "[server]\nsend_timeout_ms = 3000\nheader_read_timeout_ms = 120000\n",
+        ),
     )
     .unwrap();
     let d = site.serve();

@@ -11,7 +11,7 @@
 //! and nothing per request.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -33,6 +33,9 @@ pub(super) struct Moved {
 #[derive(Debug)]
 pub struct Balance {
     open: Vec<AtomicUsize>,
+    /// Threads whose inbox is gone (a runtime that failed to start, or
+    /// shutdown): never chosen again.
+    closed: Vec<AtomicBool>,
     inboxes: Vec<mpsc::UnboundedSender<Moved>>,
 }
 
@@ -43,6 +46,7 @@ impl Balance {
         let (inboxes, receivers) = (0..threads).map(|_| mpsc::unbounded_channel()).unzip();
         let balance = Balance {
             open: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            closed: (0..threads).map(|_| AtomicBool::new(false)).collect(),
             inboxes,
         };
         (Arc::new(balance), receivers)
@@ -63,9 +67,9 @@ impl Balance {
     pub(super) fn assign(self: &Arc<Self>, me: usize) -> (usize, Open) {
         let mut best = me;
         let mut fewest = self.count(me);
-        for (thread, open) in self.open.iter().enumerate() {
+        for (thread, (open, closed)) in self.open.iter().zip(&self.closed).enumerate() {
             let open = open.load(Ordering::Relaxed);
-            if open < fewest {
+            if open < fewest && !closed.load(Ordering::Relaxed) {
                 (best, fewest) = (thread, open);
             }
         }
@@ -73,12 +77,19 @@ impl Balance {
     }
 
     /// Sends a connection to `thread`'s inbox; gives it back when that
-    /// thread no longer serves (its runtime failed or is shutting down).
+    /// thread no longer serves (its runtime failed or is shutting down),
+    /// and that thread is not chosen again.
     pub(super) fn send(&self, thread: usize, moved: Moved) -> Result<(), Moved> {
-        match self.inboxes.get(thread) {
+        let sent = match self.inboxes.get(thread) {
             Some(inbox) => inbox.send(moved).map_err(|e| e.0),
             None => Err(moved),
+        };
+        if sent.is_err() {
+            if let Some(closed) = self.closed.get(thread) {
+                closed.store(true, Ordering::Relaxed);
+            }
         }
+        sent
     }
 
     /// Counts a connection on `thread` until the returned guard drops.
@@ -183,5 +194,8 @@ mod tests {
         let back = balance.send(thread, moved).expect_err("inbox closed");
         let _open = back.open.move_to(0);
         assert_eq!(balance.open(), vec![2, 0]);
+        // A thread that does not take connections is not chosen again.
+        let (thread, _third) = balance.assign(0);
+        assert_eq!(thread, 0);
     }
 }
