@@ -457,6 +457,20 @@ mod tests {
         };
     }
 
+    /// The server's end of a connection from `listener`, with a small send
+    /// buffer, and `len` bytes of test data with their packed copy.
+    async fn serving(
+        listener: &tokio::net::TcpListener,
+        len: usize,
+        seed: u8,
+    ) -> (TcpStream, Vec<u8>, Bytes) {
+        let (stream, _) = listener.accept().await.unwrap();
+        small_send_buffer(&stream);
+        let data = body(len, seed);
+        let packed = pack(&[&data]).expect("memfd available").remove(0);
+        (stream, data, packed)
+    }
+
     /// Writes `head` and then `body` through `io` as hyper does (the head
     /// and the rest of the body in one vectored write), then shuts down.
     async fn send(io: &mut Io, head: &[u8], body: &[u8]) -> io::Result<()> {
@@ -491,15 +505,12 @@ mod tests {
             s.read_to_end(&mut got).await.unwrap();
             got
         });
-        let (stream, _) = listener.accept().await.unwrap();
         // A small send buffer: the 3 MB body takes many partial writes.
-        small_send_buffer(&stream);
+        let (stream, data, packed) = serving(&listener, 3_000_000, 7).await;
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 3000000\r\n\r\n".to_vec();
-        let data = body(3_000_000, 7);
-        let packed = pack(&[&data]).expect("memfd available");
         let before = bytes_sent();
         let mut io = Io::new(stream, Duration::from_secs(60));
-        send(&mut io, &head, &packed[0]).await.unwrap();
+        send(&mut io, &head, &packed).await.unwrap();
         drop(io);
         let got = client.await.unwrap();
         assert_eq!(got.len(), head.len() + data.len());
@@ -515,15 +526,12 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        small_send_buffer(&stream);
-        let data = body(8_000_000, 3);
-        let packed = pack(&[&data]).expect("memfd available");
+        let (stream, _, packed) = serving(&listener, 8_000_000, 3).await;
         let timeout = Duration::from_millis(200);
         let mut io = Io::new(stream, timeout);
         let start = Instant::now();
         // The client never reads: its buffers fill, then the writes wait.
-        let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut io, b"", &packed[0]))
+        let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut io, b"", &packed))
             .await
             .expect("the write gave up on its own");
         let err = sent.expect_err("8 MB cannot fit in the socket buffers");
@@ -550,16 +558,13 @@ mod tests {
                 }
             }
         });
-        let (stream, _) = listener.accept().await.unwrap();
-        small_send_buffer(&stream);
         // At most 16 KB per 20 ms: 1.5 MB takes at least 1.9 s.
-        let data = body(1_500_000, 5);
-        let packed = pack(&[&data]).expect("memfd available");
+        let (stream, data, packed) = serving(&listener, 1_500_000, 5).await;
         // Far above the reader's pauses, even on a busy machine.
         let timeout = Duration::from_secs(1);
         let mut io = Io::new(stream, timeout);
         let start = Instant::now();
-        send(&mut io, b"", &packed[0]).await.unwrap();
+        send(&mut io, b"", &packed).await.unwrap();
         drop(io);
         let got = client.await.unwrap();
         assert!(got == data, "body bytes differ");
