@@ -37,6 +37,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut engine = Engine::open(config.clone())?;
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     engine.set_cancel(cancel.clone());
+    // Large hot bodies live in unnamed files beside the state (sendfile.rs).
+    crate::sendfile::keep_in(&config.paths.state);
     engine.drop_outcome_entries();
     engine.log_state_recovery();
     let metrics = Arc::new(Metrics::default());

@@ -43,8 +43,9 @@
 //!   on-demand documents only; the only HTTP server code: plain
 //!   `GET`/`HEAD` requests through its own HTTP/1.1 loop
 //!   (`serve/http1.rs`), anything else through hyper.
-//! - [`sendfile`]: large hot bodies in sealed memfd mappings, sent to sockets
-//!   with `sendfile(2)` (no copy through user memory), the rest with `writev`.
+//! - [`sendfile`]: large hot bodies in unnamed files in the state folder
+//!   (a sealed memfd where that fails), mapped and sent to sockets with
+//!   `sendfile(2)` (no copy through user memory), the rest with `writev`.
 //! - [`websub`]: tells WebSub hubs which feeds changed (retries, back-off), never blocking a publish.
 //! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.

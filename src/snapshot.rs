@@ -179,7 +179,7 @@ pub fn resource(doc: &Document, digest: String, now: i64) -> Resource {
     resource_with(doc, digest, now, true, false)
 }
 
-/// `pack`: put the bodies of a large document in a memfd mapping, for
+/// `pack`: put the bodies of a large document in a file mapping, for
 /// `sendfile` (hot documents only: one descriptor each).
 fn resource_with(doc: &Document, digest: String, now: i64, compress: bool, pack: bool) -> Resource {
     let secs = doc.last_modified.unwrap_or(now).max(0);

@@ -104,8 +104,9 @@ fn gzip_and_brotli_round_trip_and_follow_q_values() {
     let (site, d) = corpus_daemon();
     d.wait_compressed("/rss.xml");
     let plain = d.get("/rss.xml");
-    // Large enough to be sent with sendfile from a memfd (src/sendfile.rs):
-    // the bytes must be those written to the feeds folder.
+    // Large enough to be sent with sendfile from an unnamed file in the
+    // state folder (src/sendfile.rs): the bytes must be those written to
+    // the feeds folder.
     assert!(plain.body.len() > 64 * 1024, "{}", plain.body.len());
     let on_disk = support::wait_for(Duration::from_secs(20), || {
         let disk = std::fs::read(site.feeds().join("rss.xml")).ok()?;
@@ -124,6 +125,16 @@ fn gzip_and_brotli_round_trip_and_follow_q_values() {
         sent.is_some_and(|n| n >= plain.body.len() as u64 - 16 * 1024),
         "the large body went by sendfile: {sent:?}"
     );
+    // Those files have no name: the daemon holds them open.
+    let state = site.path().join("state").canonicalize().unwrap();
+    let held = std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| {
+            target.starts_with(&state) && target.to_string_lossy().ends_with(" (deleted)")
+        })
+        .count();
+    assert!(held > 0, "no unnamed body file in {}", state.display());
     let gz = d.request("GET", "/rss.xml", &["Accept-Encoding: gzip"]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut out = Vec::new();

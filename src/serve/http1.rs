@@ -327,7 +327,7 @@ fn push_date(out: &mut Vec<u8>) {
 }
 
 /// Writes `head` then `body`, vectored, through `io` (which sends a large
-/// body from a memfd with `sendfile`).
+/// body from a packed file with `sendfile`).
 async fn write_all(io: &mut Io, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
     use hyper::rt::Write as _;
     while !head.is_empty() || !body.is_empty() {
