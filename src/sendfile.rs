@@ -16,9 +16,12 @@
 //! lookup was ~5% of a 200 KB response's CPU, client included, and the
 //! plain `/atom.xml` rate rose 10% with the change (README, Performance).
 //! Like nginx's files, their clean pages may be dropped under memory
-//! pressure and read back from disk when next sent; a disk that then fails
-//! to read them faults the process (`SIGBUS`) where a memfd would not, but
-//! the state on that disk would be failing too. Where the folder cannot
+//! pressure and read back from disk when next sent. Only the kernel reads
+//! them (callers pack only bodies of [`MIN_SENDFILE`] or more, and those
+//! always go by `sendfile`), so a disk that fails that read fails the one
+//! response with `EIO`; only where `sendfile` is refused are they copied
+//! through the mapping, and there such a failure would be a `SIGBUS`
+//! (which a memfd without swap never gives). Where the folder cannot
 //! hold such a file (a filesystem without `O_TMPFILE`, a full disk), a
 //! sealed `memfd` is used; where neither can be made (a seccomp filter, out
 //! of descriptors) the bytes stay on the heap and are copied. Each fallback
@@ -254,6 +257,16 @@ fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
     let map = MAPPINGS.read().unwrap_or_else(|e| e.into_inner());
     let (&start, &(len, fd)) = map.range(..=addr).next_back()?;
     (addr + slice.len() <= start + len).then(|| (fd, (addr - start) as libc::off_t))
+}
+
+/// `slice` lies inside a mapping made by [`pack`], whatever its size.
+#[cfg(test)]
+pub(crate) fn is_packed(slice: &[u8]) -> bool {
+    let addr = slice.as_ptr() as usize;
+    let map = MAPPINGS.read().unwrap_or_else(|e| e.into_inner());
+    map.range(..=addr)
+        .next_back()
+        .is_some_and(|(&start, &(len, _))| addr + slice.len() <= start + len)
 }
 
 /// A TCP connection (for herald's own HTTP/1.1 loop, then hyper if the loop

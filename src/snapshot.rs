@@ -194,21 +194,18 @@ fn resource_with(doc: &Document, digest: String, now: i64, compress: bool, pack:
     let mut brotli = compress.then(|| brotli(&doc.bytes)).flatten();
     if compress && pack {
         // The finished forms of a large document go where the kernel can
-        // send them without a copy (see `sendfile`).
-        let parts: Vec<&[u8]> = [Some(&identity), gzip.as_ref(), brotli.as_ref()]
+        // send them without a copy (see `sendfile`). The small ones stay on
+        // the heap: they are copied to sockets anyway, and so nothing reads
+        // the packed file's pages but the kernel.
+        let mut slots: Vec<&mut Bytes> = [Some(&mut identity), gzip.as_mut(), brotli.as_mut()]
             .into_iter()
             .flatten()
-            .map(|b| &b[..])
+            .filter(|b| b.len() >= crate::sendfile::MIN_SENDFILE)
             .collect();
+        let parts: Vec<&[u8]> = slots.iter().map(|b| &b[..]).collect();
         if let Some(packed) = crate::sendfile::pack(&parts) {
-            let mut packed = packed.into_iter();
-            for slot in [Some(&mut identity), gzip.as_mut(), brotli.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(b) = packed.next() {
-                    *slot = b;
-                }
+            for (slot, b) in slots.iter_mut().zip(packed) {
+                **slot = b;
             }
         }
     }
@@ -307,6 +304,20 @@ mod tests {
         ));
         let s3 = s2.updated(&[], &["atom.xml".into()], 0);
         assert!(s3.get("atom.xml").is_none());
+    }
+
+    #[test]
+    fn only_forms_large_enough_for_sendfile_are_packed() {
+        use crate::sendfile::{is_packed, MIN_SENDFILE};
+        let body = "<feed>".to_string() + &"entry ".repeat(20_000) + "</feed>";
+        let s = Snapshot::default().updated(&[doc("atom.xml", &body)], &[], 0);
+        let r = s.get("atom.xml").unwrap();
+        assert_eq!(&r.identity[..], body.as_bytes());
+        assert!(is_packed(&r.identity));
+        for small in [r.gzip.as_ref().unwrap(), r.brotli.as_ref().unwrap()] {
+            assert!(small.len() < MIN_SENDFILE, "{}", small.len());
+            assert!(!is_packed(small));
+        }
     }
 
     #[test]
