@@ -253,6 +253,11 @@ fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
     if slice.len() < MIN_SENDFILE || REFUSED.load(Ordering::Relaxed) {
         return None;
     }
+    mapped(slice)
+}
+
+/// The file and offset holding `slice`, whatever its size.
+fn mapped(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
     let addr = slice.as_ptr() as usize;
     let map = MAPPINGS.read().unwrap_or_else(|e| e.into_inner());
     let (&start, &(len, fd)) = map.range(..=addr).next_back()?;
@@ -262,11 +267,7 @@ fn lookup(slice: &[u8]) -> Option<(RawFd, libc::off_t)> {
 /// `slice` lies inside a mapping made by [`pack`], whatever its size.
 #[cfg(test)]
 pub(crate) fn is_packed(slice: &[u8]) -> bool {
-    let addr = slice.as_ptr() as usize;
-    let map = MAPPINGS.read().unwrap_or_else(|e| e.into_inner());
-    map.range(..=addr)
-        .next_back()
-        .is_some_and(|(&start, &(len, _))| addr + slice.len() <= start + len)
+    mapped(slice).is_some()
 }
 
 /// A TCP connection (for herald's own HTTP/1.1 loop, then hyper if the loop
