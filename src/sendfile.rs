@@ -17,13 +17,13 @@
 //! plain `/atom.xml` rate rose 10% with the change (README, Performance).
 //! Like nginx's files, their clean pages may be dropped under memory
 //! pressure and read back from disk when next sent. Only the kernel reads
-//! them (callers pack only bodies of [`MIN_SENDFILE`] or more, and those
-//! always go by `sendfile`), so a disk that fails that read fails the one
-//! response with `EIO`; only where `sendfile` is refused are they copied
-//! through the mapping, and there such a failure would be a `SIGBUS`
-//! (which a memfd without swap never gives). Where the folder cannot
-//! hold such a file (a filesystem without `O_TMPFILE`, a full disk), a
-//! sealed `memfd` is used; where neither can be made (a seccomp filter, out
+//! them while serving (callers pack only bodies of [`MIN_SENDFILE`] or
+//! more; they go by `sendfile`, and a short tail or a refused `sendfile` by
+//! `writev` from the mapping), so a disk that fails that read fails the
+//! one response (`EIO`, `EFAULT`); herald's own code reading such a page
+//! would get a `SIGBUS`, and does not on the serving path. Where the folder
+//! cannot hold such a file (a filesystem without `O_TMPFILE`, a full disk,
+//! one that cannot map it), a sealed `memfd` is used; where neither can be made (a seccomp filter, out
 //! of descriptors) the bytes stay on the heap and are copied. Each fallback
 //! is warned about once.
 //!
@@ -78,7 +78,8 @@ pub fn bytes_sent() -> u64 {
 /// state folder: private to herald, on a disk filesystem as a rule). Set
 /// once, at start-up; until then, and in tests, a `memfd` is used.
 pub fn keep_in(folder: &Path) {
-    let _ = FOLDER.set(folder.to_path_buf());
+    let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+    let _ = FOLDER.set(folder);
 }
 
 /// `parts` copied, one after the other, into one new file mapped
@@ -122,35 +123,45 @@ struct Mapping {
     fd: OwnedFd,
 }
 
-// SAFETY: the memory is mapped read-only from a file that nothing writes
-// after `new`: an `O_TMPFILE | O_EXCL` file has no name and can never be
-// given one, and a memfd is sealed against writes. Sharing it is sharing
-// `&[u8]`.
+// SAFETY: the memory is mapped read-only from a file that herald never
+// writes after `new`. A memfd is sealed against writes. An `O_TMPFILE |
+// O_EXCL` file has no name and can never be linked into a folder; it can
+// still be opened through `/proc/<pid>/fd/N`, by herald's own user or root
+// only, and the assumption is that they do not write into a running
+// daemon's files (as they do not write into its memory). Sharing it is
+// sharing `&[u8]`.
 unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// `folder`: where to make an unnamed file; a memfd when `None` or
-    /// when the folder cannot hold one.
+    /// An unnamed file in `folder`; a sealed memfd when `folder` is `None`
+    /// or when anything fails there (no `O_TMPFILE`, a full disk, a
+    /// filesystem that cannot map it).
     fn new(parts: &[&[u8]], folder: Option<&Path>) -> io::Result<Mapping> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let memfd = || fill(memfd()?, parts);
-        let (file, sealable) = match folder {
-            // A full disk or a filesystem without `O_TMPFILE`: a memfd.
-            Some(f) => match unnamed_file(f).and_then(|file| fill(file, parts)) {
-                Ok(file) => (file, false),
+        if let Some(folder) = folder {
+            match Mapping::of(unnamed_file(folder), parts, false) {
+                Ok(mapping) => return Ok(mapping),
                 Err(e) => {
                     static WARNED: AtomicBool = AtomicBool::new(false);
                     if !WARNED.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(folder = %f.display(), error = %e, "cannot keep large bodies in unnamed files in the state folder; they are kept in a memfd instead (sent a little slower)");
+                        tracing::warn!(folder = %folder.display(), error = %e, "cannot keep large bodies in unnamed files in the state folder; they are kept in a memfd instead (sent a little slower)");
                     }
-                    (memfd()?, true)
                 }
-            },
-            None => (memfd()?, true),
-        };
+            }
+        }
+        Mapping::of(memfd(), parts, true)
+    }
+
+    /// `file` (new, empty) with `parts` written into it, sealed when `seal`,
+    /// mapped and registered.
+    fn of(file: io::Result<File>, parts: &[&[u8]], seal: bool) -> io::Result<Mapping> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut file = file?;
+        for p in parts {
+            file.write_all(p)?;
+        }
         let fd = OwnedFd::from(file);
-        if sealable {
+        if seal {
             // Sealed: the bytes behind a served body cannot change or shrink.
             let seals =
                 libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
@@ -188,8 +199,8 @@ impl Mapping {
 }
 
 /// A new file in `folder` that has no name and can never be linked into
-/// it (`O_EXCL`): it is gone when its last descriptor closes, crash
-/// included, and no other process can open it by a path.
+/// one (`O_EXCL`): it is gone when its last descriptor closes, crash
+/// included.
 fn unnamed_file(folder: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
@@ -197,14 +208,6 @@ fn unnamed_file(folder: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_TMPFILE | libc::O_EXCL | libc::O_CLOEXEC)
         .open(folder)
-}
-
-/// `file` with `parts` written one after the other.
-fn fill(mut file: File, parts: &[&[u8]]) -> io::Result<File> {
-    for p in parts {
-        file.write_all(p)?;
-    }
-    Ok(file)
 }
 
 /// A new memfd that can be sealed.
@@ -530,8 +533,12 @@ mod tests {
     #[test]
     fn bodies_go_to_an_unnamed_file_in_the_folder_given() {
         let dir = tempfile::tempdir().unwrap();
+        if let Err(e) = unnamed_file(dir.path()) {
+            eprintln!("skipped: the temp folder takes no O_TMPFILE ({e})");
+            return;
+        }
         let (a, b) = (body(40_000, 4), body(30_000, 5));
-        let mapping = Mapping::new(&[&a, &b], Some(dir.path())).expect("O_TMPFILE works here");
+        let mapping = Mapping::new(&[&a, &b], Some(dir.path())).unwrap();
         assert_eq!(mapping.as_ref(), [&a[..], &b[..]].concat());
         // A regular file in that folder's filesystem, with no name in it.
         let path = target(&mapping);

@@ -321,6 +321,37 @@ mod tests {
     }
 
     #[test]
+    fn every_large_form_is_packed_in_its_own_slot() {
+        use crate::sendfile::{is_packed, MIN_SENDFILE};
+        // Words drawn from a 4,096-word vocabulary: compresses to ~40 KB.
+        let mut x: u32 = 1;
+        let body: String = (0..30_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                format!("w{} ", x >> 20)
+            })
+            .collect();
+        let s = Snapshot::default().updated(&[doc("atom.xml", &body)], &[], 0);
+        let r = s.get("atom.xml").unwrap();
+        let (gz, br) = (r.gzip.as_ref().unwrap(), r.brotli.as_ref().unwrap());
+        for form in [&r.identity, gz, br] {
+            assert!(form.len() >= MIN_SENDFILE, "{}", form.len());
+            assert!(is_packed(form));
+        }
+        assert_eq!(&r.identity[..], body.as_bytes());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body.as_bytes());
+        let mut out = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body.as_bytes());
+    }
+
+    #[test]
     fn tiny_bodies_are_not_compressed() {
         let s = Snapshot::default().updated(&[doc("a", "x")], &[], 0);
         assert!(s.get("a").unwrap().gzip.is_none());
