@@ -139,7 +139,7 @@ impl Mapping {
     /// filesystem that cannot map it).
     fn new(parts: &[&[u8]], folder: Option<&Path>) -> io::Result<Mapping> {
         if let Some(folder) = folder {
-            match Mapping::of(unnamed_file(folder), parts, false) {
+            match Mapping::of(unnamed_file(folder), parts, Backing::Unnamed) {
                 Ok(mapping) => return Ok(mapping),
                 Err(e) => {
                     static WARNED: AtomicBool = AtomicBool::new(false);
@@ -149,19 +149,31 @@ impl Mapping {
                 }
             }
         }
-        Mapping::of(memfd(), parts, true)
+        Mapping::of(memfd(), parts, Backing::Memfd)
     }
 
-    /// `file` (new, empty) with `parts` written into it, sealed when `seal`,
+    /// `file` (new, empty, of kind `backing`) with `parts` written into it,
     /// mapped and registered.
-    fn of(file: io::Result<File>, parts: &[&[u8]], seal: bool) -> io::Result<Mapping> {
+    fn of(file: io::Result<File>, parts: &[&[u8]], backing: Backing) -> io::Result<Mapping> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut file = file?;
+        if backing == Backing::Unnamed {
+            // The disk blocks, taken now: a full disk is an error here (and
+            // a memfd instead), not a failed writeback later. Filesystems
+            // that cannot preallocate just skip it.
+            // SAFETY: fallocate on a descriptor we own.
+            if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                    return Err(e);
+                }
+            }
+        }
         for p in parts {
             file.write_all(p)?;
         }
         let fd = OwnedFd::from(file);
-        if seal {
+        if backing == Backing::Memfd {
             // Sealed: the bytes behind a served body cannot change or shrink.
             let seals =
                 libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
@@ -196,6 +208,15 @@ impl Mapping {
             .insert(mapping.ptr as usize, (len, mapping.fd.as_raw_fd()));
         Ok(mapping)
     }
+}
+
+/// What holds a mapping's bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    /// [`unnamed_file`]: preallocated, so that a full disk shows at once.
+    Unnamed,
+    /// [`memfd`]: sealed after writing.
+    Memfd,
 }
 
 /// A new file in `folder` that has no name and can never be linked into
