@@ -71,24 +71,28 @@ def main():
         print(f"started with {args.prefill} announcements in {time.time() - t0:.2f} s", flush=True)
         url = f"http://{addr}/atom.xml"
         latencies = []
-        for n in range(args.drops):
-            title = f"Fresh drop {n} {time.time_ns()}"
-            staging = os.path.join(tmp, "staging.txt")
-            with open(staging, "w", encoding="utf-8") as f:
-                f.write(f"{title}\n\n{LANGS['en']}\n")
-            start = time.perf_counter()
-            os.rename(staging, os.path.join(watch, f"drop-{n}.txt"))
-            while True:
-                with urllib.request.urlopen(url) as r:
-                    if title.encode() in r.read():
-                        break
-                time.sleep(0.002)
-                if time.perf_counter() - start > 10:
-                    sys.exit(f"drop {n} not visible after 10 s")
-            latencies.append((time.perf_counter() - start) * 1000)
-            time.sleep(args.debounce_ms / 1000 * 2)
-        proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            for n in range(args.drops):
+                title = f"Fresh drop {n} {time.time_ns()}"
+                staging = os.path.join(tmp, "staging.txt")
+                with open(staging, "w", encoding="utf-8") as f:
+                    f.write(f"{title}\n\n{LANGS['en']}\n")
+                start = time.perf_counter()
+                os.rename(staging, os.path.join(watch, f"drop-{n}.txt"))
+                while True:
+                    with urllib.request.urlopen(url) as r:
+                        if title.encode() in r.read():
+                            break
+                    time.sleep(0.002)
+                    if time.perf_counter() - start > 10:
+                        sys.exit(f"drop {n} not visible after 10 s")
+                latencies.append((time.perf_counter() - start) * 1000)
+                time.sleep(args.debounce_ms / 1000 * 2)
+        finally:
+            # Also when a drop never shows: no herald left running, and
+            # the temporary folder is not removed under its feet.
+            proc.terminate()
+            proc.wait(timeout=60)
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         print(f"drops={len(latencies)} debounce_ms={args.debounce_ms} prefill={args.prefill} "
