@@ -14,7 +14,7 @@
 //! disk filesystem the kernel splices page-cache pages in batches, where
 //! from a `memfd` (shmem) it looks every 4 KB page up on its own; that
 //! lookup was ~5% of a 200 KB response's CPU, client included, and the
-//! plain `/atom.xml` rate rose 10% with the change (README, Performance).
+//! plain `/atom.xml` rate rose 9–15% with the change (README, Performance).
 //! Like nginx's files, their clean pages may be dropped under memory
 //! pressure and read back from disk when next sent. Only the kernel reads
 //! them while serving (callers pack only bodies of [`MIN_SENDFILE`] or
@@ -22,9 +22,10 @@
 //! `writev` from the mapping), so a disk that fails that read fails the
 //! one response (`EIO`, `EFAULT`); herald's own code reading such a page
 //! would get a `SIGBUS`, and does not on the serving path. Where the folder
-//! cannot hold such a file (a filesystem without `O_TMPFILE`, a full disk,
-//! one that cannot map it), a sealed `memfd` is used; where neither can be made (a seccomp filter, out
-//! of descriptors) the bytes stay on the heap and are copied. Each fallback
+//! cannot hold such a file (a filesystem without `O_TMPFILE`, a full disk:
+//! the blocks are preallocated, one that cannot map it), a sealed `memfd`
+//! is used; where neither can be made (a seccomp filter, out of
+//! descriptors) the bytes stay on the heap and are copied. Each fallback
 //! is warned about once.
 //!
 //! All the `unsafe` code this takes is here: the mapping's lifetime (owned
