@@ -161,6 +161,12 @@ def wrk(url, headers, seconds, script=None):
     return rps, float(p99.group(1)) * scale, int(non2xx.group(1)) if non2xx else 0
 
 
+def means(runs):
+    """Per server, the mean of each field of its wrk results."""
+    return {name: tuple(statistics.mean(r[i] for r in rs) for i in range(3))
+            for name, rs in runs.items()}
+
+
 def nginx_start(root, port, tmp):
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
@@ -240,10 +246,7 @@ def serving(herald, tmp, seconds, feeds):
                         headers = [f"If-None-Match: {h['etag']}"]
                     runs[name].append(wrk(url, headers, seconds))
                     paced[name].append(wrk(url, headers, max(3, seconds // 2), pace))
-                res = {name: tuple(statistics.mean(r[i] for r in rs) for i in range(3))
-                       for name, rs in runs.items()}
-                pres = {name: tuple(statistics.mean(r[i] for r in rs) for i in range(3))
-                        for name, rs in paced.items()}
+                res, pres = means(runs), means(paced)
                 rows.append((path, kind, res["herald"], res["nginx"], pres["herald"], pres["nginx"]))
                 each = {name: "/".join(f"{r[0]:.0f}" for r in rs) for name, rs in runs.items()}
                 print(f"  {path} {kind}: herald {res['herald'][0]:.0f} req/s ({each['herald']})"
