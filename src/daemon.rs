@@ -141,88 +141,50 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
         // The publishing thread.
         let watcher_tx = tx.clone();
+        let mut publisher = Publisher {
+            snap_tx,
+            on_demand,
+            websub,
+            base_url,
+            metrics: metrics.clone(),
+            behind: false,
+            full_write_since: None,
+        };
         let thread_metrics = metrics.clone();
-        let publisher = std::thread::Builder::new()
+        let publisher_thread = std::thread::Builder::new()
             .name("herald-watch".into())
             .spawn(move || {
-                let m = thread_metrics.clone();
-                compress_into(&snap_tx, &to_compress);
-                // Bring the feeds folder up to date with the first publish.
-                let mut behind = false;
+                compress_into(&publisher.snap_tx, &to_compress);
+                // Bring the feeds folder up to date with the first publish:
+                // its changes at once, everything (a first start, a new
+                // configuration) a slice at a time between publishes.
                 if let Some(synced) = initial {
                     let t = std::time::Instant::now();
-                    let written = engine.write(&synced);
-                    log_written(&written);
-                    behind = written.is_err();
-                    if let Ok(r) = &written {
-                        info!(
-                            written = r.written,
-                            unchanged = r.unchanged,
-                            removed = r.removed,
-                            ms = t.elapsed().as_millis() as u64,
-                            "feeds folder up to date"
-                        );
+                    let ok = if synced.everything {
+                        publisher.write(&mut engine, &synced)
+                    } else {
+                        let written = engine.write_changes(&synced);
+                        if let Ok(r) = &written {
+                            info!(
+                                written = r.written,
+                                unchanged = r.unchanged,
+                                removed = r.removed,
+                                ms = t.elapsed().as_millis() as u64,
+                                "feeds folder up to date"
+                            );
+                        }
+                        publisher.outcome(written)
+                    };
+                    if !ok {
+                        publisher.metrics.disk(false);
                     }
-                    m.disk(!behind);
                 }
-                let websub_owner = websub.clone();
-                watch::run(
-                    engine,
-                    early,
-                    rx,
-                    watcher_tx,
-                    thread_metrics,
-                    move |engine, synced| {
-                        let started = std::time::Instant::now();
-                        log_synced(&synced);
-                        // Memory first (readers see the change at once), disk after.
-                        if synced.changed() {
-                            let now = pipeline::now().timestamp();
-                            // Visible at once, uncompressed; compressed
-                            // forms follow a few milliseconds later.
-                            let mut todo = Vec::new();
-                            snap_tx.send_modify(|s| {
-                                let (next, paths) =
-                                    s.updated_uncompressed(&synced.documents, &synced.removed, now);
-                                todo = paths;
-                                *s = Arc::new(next);
-                            });
-                            debug!(ms = started.elapsed().as_millis() as u64, "visible");
-                            if let Ok(site) = engine.site() {
-                                on_demand.published(site);
-                            }
-                            websub.publish(&changed_feeds(&base_url, &synced));
-                            compress_into(&snap_tx, &todo);
-                        } else if !behind {
-                            return;
-                        }
-                        // After a failed write the folder is behind: the
-                        // next successful write is of everything.
-                        let written = if behind {
-                            engine.write_everything()
-                        } else {
-                            engine.write(&synced)
-                        };
-                        if behind && written.is_ok() {
-                            info!("the feeds folder is writable again and up to date");
-                        }
-                        behind = written.is_err();
-                        log_written(&written);
-                        debug!(
-                            ms = started.elapsed().as_millis() as u64,
-                            "published to memory and disk"
-                        );
-                        let languages = engine.catalog().languages().unwrap_or_default();
-                        m.published(
-                            started.elapsed(),
-                            written.is_ok(),
-                            languages,
-                            rejected_count(engine),
-                        );
-                        systemd::status(&m.status_line());
-                    },
-                );
-                if let Ok(w) = Arc::try_unwrap(websub_owner) {
+                let engine = watch::run(engine, early, rx, watcher_tx, thread_metrics, &mut publisher);
+                if engine.full_write_pending() {
+                    info!("stopped writing the feeds folder for shutdown; the next start completes it");
+                }
+                drop(engine);
+                if let Ok(w) = Arc::try_unwrap(publisher.websub) {
                     w.stop();
                 }
             })
@@ -299,13 +261,140 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         // A write of the whole feeds folder in progress stops early.
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(watch::Msg::Shutdown);
-        let joined = tokio::task::spawn_blocking(move || publisher.join()).await;
+        let joined = tokio::task::spawn_blocking(move || publisher_thread.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
             warn!("the watcher thread did not stop cleanly");
         }
         info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// How long one slice of a full write of the feeds folder renders at most
+/// (it ends sooner when a file event comes: then a change waits for one
+/// document's rendering). Slices run only when the watch folder is quiet
+/// (see `watch.rs`).
+const FULL_WRITE_SLICE: Duration = Duration::from_millis(20);
+
+/// The publishing thread's side of publishing: memory first (readers see a
+/// change at once), WebSub, then the feeds folder.
+struct Publisher {
+    snap_tx: tokio::sync::watch::Sender<Arc<Snapshot>>,
+    on_demand: Arc<OnDemand>,
+    websub: Arc<WebSub>,
+    base_url: String,
+    metrics: Arc<Metrics>,
+    /// A write failed: the folder is behind until a full write is done.
+    behind: bool,
+    /// When the full write under way began.
+    full_write_since: Option<std::time::Instant>,
+}
+
+impl watch::Publisher for Publisher {
+    fn publish(&mut self, engine: &mut Engine, synced: Synced) {
+        let started = std::time::Instant::now();
+        log_synced(&synced);
+        if synced.changed() {
+            let now = pipeline::now().timestamp();
+            // Visible at once, uncompressed; compressed forms follow a few
+            // milliseconds later.
+            let mut todo = Vec::new();
+            self.snap_tx.send_modify(|s| {
+                let (next, paths) = s.updated_uncompressed(&synced.documents, &synced.removed, now);
+                todo = paths;
+                *s = Arc::new(next);
+            });
+            debug!(ms = started.elapsed().as_millis() as u64, "visible");
+            if let Ok(site) = engine.site() {
+                self.on_demand.published(site);
+            }
+            self.websub.publish(&changed_feeds(&self.base_url, &synced));
+            compress_into(&self.snap_tx, &todo);
+        } else if !self.behind {
+            return;
+        }
+        let disk_ok = self.write(engine, &synced);
+        debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "published to memory and disk"
+        );
+        let languages = engine.catalog().languages().unwrap_or_default();
+        self.metrics.published(
+            started.elapsed(),
+            disk_ok,
+            languages,
+            rejected_count(engine),
+        );
+        systemd::status(&self.metrics.status_line());
+    }
+
+    fn idle(&mut self, engine: &mut Engine, interrupt: &dyn Fn() -> bool) -> bool {
+        if !engine.full_write_pending() {
+            return false;
+        }
+        match engine.continue_full_write(FULL_WRITE_SLICE, interrupt) {
+            Ok(None) => {
+                // Writing works (again).
+                self.metrics.disk(true);
+                true
+            }
+            Ok(Some(r)) => {
+                let ms = self
+                    .full_write_since
+                    .take()
+                    .map_or(0, |t| t.elapsed().as_millis() as u64);
+                info!(
+                    written = r.written,
+                    unchanged = r.unchanged,
+                    removed = r.removed,
+                    ms,
+                    "feeds folder up to date"
+                );
+                self.metrics.disk(true);
+                systemd::status(&self.metrics.status_line());
+                false
+            }
+            Err(e) => {
+                self.outcome(Err(e));
+                self.metrics.disk(false);
+                false
+            }
+        }
+    }
+}
+
+impl Publisher {
+    /// Writes a sync to the feeds folder: its changes at once, or, when
+    /// everything must be written (a first start, a new configuration, a
+    /// folder left behind by a failed write), begins a full write that
+    /// [`watch::Publisher::idle`] carries on. Returns whether it worked.
+    fn write(&mut self, engine: &mut Engine, synced: &Synced) -> bool {
+        if self.behind || synced.everything {
+            let began = engine.begin_full_write();
+            if began.is_ok() {
+                if self.behind {
+                    info!("the feeds folder is writable again; rewriting it");
+                }
+                self.behind = false;
+                self.full_write_since = Some(std::time::Instant::now());
+            }
+            return self.outcome(began.map(|()| Default::default()));
+        }
+        let written = engine.write_changes(synced);
+        self.outcome(written)
+    }
+
+    /// Whether a write worked; a failure is logged and leaves the folder
+    /// behind (the next write is of everything).
+    fn outcome(&mut self, written: Result<crate::publish::WriteReport, EngineError>) -> bool {
+        log_written(&written);
+        let ok = written.is_ok();
+        if !ok {
+            self.behind = true;
+            self.full_write_since = None;
+        }
+        ok
+    }
 }
 
 /// SIGHUP: validate the new configuration; apply it or keep the old one.

@@ -7,7 +7,10 @@
 //! changed; [`Engine::write`] then brings the feeds folder up to date (the
 //! documents the changes touched, or everything). `build` runs one full
 //! sync; the daemon runs one per batch of file events and keeps the hot
-//! documents in memory. A failure to write to disk does not stop a sync:
+//! documents in memory, and writes everything (a first start, a new
+//! configuration) a slice at a time between syncs
+//! ([`Engine::begin_full_write`]): at 100,000 announcements that write
+//! takes minutes. A failure to write to disk does not stop a sync:
 //! the in-memory documents are still current, and a later write catches up.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -95,6 +98,40 @@ pub struct Engine {
     first_run: bool,
     /// The languages of the last publish (`None` before the first).
     languages: Option<BTreeSet<String>>,
+    /// A write of the whole feeds folder under way.
+    full_write: Option<FullWrite>,
+}
+
+/// A write of every document, done a slice at a time so that the daemon
+/// publishes changes in between (at 100,000 announcements it takes about
+/// two minutes).
+struct FullWrite {
+    /// Whether `all` and `scopes` were listed (by the first slice).
+    listed: bool,
+    /// What the renderers need, as of the last sync.
+    site: Option<Site>,
+    /// Every document but the archives, as listed when the write began,
+    /// then each scope's archives, listed when the write gets to them;
+    /// documents that no longer exist when their turn comes are skipped
+    /// (and removed).
+    all: Vec<Doc>,
+    /// The scopes whose archives are still to be listed.
+    scopes: std::collections::VecDeque<crate::render::Scope>,
+    /// The next one to render.
+    next: usize,
+    /// The paths written so far, by this write or by changes written in
+    /// between: every other file in the manifest is stale at the end.
+    keep: BTreeSet<String>,
+    writer: publish::Writer,
+}
+
+impl Drop for FullWrite {
+    /// A full write replaced, abandoned after an error or stopped for
+    /// shutdown still lists what it wrote in the manifest, so that those
+    /// files stay herald's to remove (best effort: the disk may be full).
+    fn drop(&mut self) {
+        let _ = self.writer.save_manifest();
+    }
 }
 
 impl Engine {
@@ -114,6 +151,7 @@ impl Engine {
             epoch,
             first_run,
             languages: None,
+            full_write: None,
         })
     }
 
@@ -354,6 +392,9 @@ impl Engine {
         everything: bool,
     ) -> Result<Synced, EngineError> {
         let now = pipeline::now();
+        if let Some(full) = &mut self.full_write {
+            full.site = None; // the catalog may change
+        }
         let refreshed = self.catalog.refresh(now)?;
         for id in &refreshed.changed {
             if let Some(e) = self.catalog.entry(id)? {
@@ -445,48 +486,152 @@ impl Engine {
         })
     }
 
-    /// Writes what a sync changed to the feeds folder: the hot documents,
-    /// and the documents it touched or, after a large change, every
-    /// document (stale files herald wrote earlier are removed). A failure
-    /// (disk full, read-only folder) does not undo the sync; the caller
-    /// logs it and asks for everything next time.
-    pub fn write(&self, synced: &Synced) -> Result<WriteReport, EngineError> {
-        if synced.everything {
-            return self.write_everything();
+    /// Writes what a sync changed to the feeds folder, and returns when it
+    /// is on disk: the hot documents, and the documents the changes touched
+    /// or, after a large change, every document (stale files herald wrote
+    /// earlier are removed). A failure (disk full, read-only folder) does
+    /// not undo the sync; the caller logs it and asks for everything next
+    /// time. (The daemon writes everything a slice at a time instead:
+    /// [`Engine::begin_full_write`].)
+    pub fn write(&mut self, synced: &Synced) -> Result<WriteReport, EngineError> {
+        if !synced.everything {
+            return self.write_changes(synced);
         }
-        let report = self.write_changes(synced)?;
-        self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
-        Ok(report)
+        self.begin_full_write()?;
+        loop {
+            if let Some(report) = self.continue_full_write(std::time::Duration::MAX, &|| false)? {
+                return Ok(report);
+            }
+        }
     }
 
-    fn write_changes(&self, synced: &Synced) -> Result<WriteReport, EngineError> {
-        let site = self.site()?;
-        let layout = self.layout(&site);
-        let mut w = publish::Writer::open(&self.config.paths.feeds)?;
-        w.write(&synced.documents)?;
-        w.remove(&synced.removed)?;
-        for batch in synced.affected.chunks(64) {
-            let (docs, gone) = layout.render_all(batch)?;
-            w.write(&docs)?;
-            w.remove(&gone)?;
+    /// Writes the documents a sync changed or touched, and removes the ones
+    /// it made disappear. While a full write is under way, through its
+    /// writer (so that it keeps what this wrote and completes the folder);
+    /// otherwise the folder is complete again afterwards.
+    pub fn write_changes(&mut self, synced: &Synced) -> Result<WriteReport, EngineError> {
+        let mut full = self.full_write.take();
+        let result = self.write_changes_with(synced, full.as_mut());
+        match (result, full) {
+            (Ok(report), Some(full)) => {
+                self.full_write = Some(full);
+                Ok(report)
+            }
+            (Ok(report), None) => {
+                self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
+                Ok(report)
+            }
+            // A failed write abandons the full write too: the caller
+            // starts another one once the folder is writable again.
+            (Err(e), _) => Err(e),
         }
-        Ok(w.finish()?)
     }
 
-    /// Renders and writes every document, removing files herald wrote
-    /// earlier that no longer exist.
-    pub fn write_everything(&self) -> Result<WriteReport, EngineError> {
+    fn write_changes_with(
+        &self,
+        synced: &Synced,
+        full: Option<&mut FullWrite>,
+    ) -> Result<WriteReport, EngineError> {
         let site = self.site()?;
         let layout = self.layout(&site);
-        let Some(all) = layout.all(|| self.cancelled())? else {
-            return Err(EngineError::Interrupted);
+        let Some(full) = full else {
+            let mut w = publish::Writer::open(&self.config.paths.feeds)?;
+            write_synced(&layout, &mut w, synced, |_, _| {})?;
+            return Ok(w.finish()?);
         };
-        let mut w = publish::Writer::open(&self.config.paths.feeds)?;
-        let mut keep: BTreeSet<String> = BTreeSet::new();
+        let before = full.writer.report().clone();
+        let keep = &mut full.keep;
+        write_synced(&layout, &mut full.writer, synced, |written, gone| {
+            keep.extend(written.iter().map(|d| d.path.clone()));
+            for p in gone {
+                keep.remove(p);
+            }
+        })?;
+        Ok(full.writer.report().since(&before))
+    }
+
+    /// Starts rendering and writing every document, removing the files
+    /// herald wrote earlier that no longer exist; [`Engine::continue_full_write`]
+    /// does the work a slice at a time. Replaces a full write under way.
+    pub fn begin_full_write(&mut self) -> Result<(), EngineError> {
+        self.full_write = None;
+        let writer = publish::Writer::open(&self.config.paths.feeds)?;
+        self.full_write = Some(FullWrite {
+            listed: false,
+            site: None,
+            all: Vec::new(),
+            scopes: Default::default(),
+            next: 0,
+            keep: BTreeSet::new(),
+            writer,
+        });
+        Ok(())
+    }
+
+    /// Whether a full write has begun and not ended.
+    pub fn full_write_pending(&self) -> bool {
+        self.full_write.is_some()
+    }
+
+    /// Renders and stages the next documents of the full write, for about
+    /// `budget` or until `interrupt` says that something else is waiting
+    /// (such as a file event); puts them in place once about
+    /// [`WRITE_BATCH_BYTES`] are staged. `Some` with the whole write's
+    /// report once the folder is complete. An error abandons the full
+    /// write.
+    pub fn continue_full_write(
+        &mut self,
+        budget: std::time::Duration,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<WriteReport>, EngineError> {
+        let Some(mut full) = self.full_write.take() else {
+            return Ok(None);
+        };
+        let deadline = std::time::Instant::now().checked_add(budget);
+        let stop = || interrupt() || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        // Kept between slices (the languages take a query of ~10 ms at
+        // 100,000), made again after every sync.
+        let site = match full.site.take() {
+            Some(site) => site,
+            None => self.site()?,
+        };
+        let layout = self.layout(&site);
+        if !full.listed {
+            // The first slice lists what to write (~0.6 s at 100,000).
+            let started = std::time::Instant::now();
+            let (all, scopes) = layout.all_but_archives()?;
+            tracing::debug!(
+                documents = all.len(),
+                scopes = scopes.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "full write of the feeds folder begun"
+            );
+            full.all = all;
+            full.scopes = scopes.into();
+            full.listed = true;
+            full.site = Some(site);
+            self.full_write = Some(full);
+            return Ok(None);
+        }
         let mut batch: Vec<Document> = Vec::new();
         let mut bytes = 0;
-        for (i, doc) in all.iter().enumerate() {
-            if i % 256 == 0 {
+        loop {
+            let Some(doc) = full.all.get(full.next) else {
+                match full.scopes.pop_front() {
+                    Some(scope) => {
+                        // (What was written is no longer needed.)
+                        full.all.clear();
+                        full.next = 0;
+                        full.all.extend(layout.archives(&scope)?);
+                        if stop() {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            if full.next % 256 == 0 {
                 if let Some(progress) = &self.progress {
                     progress();
                 }
@@ -494,29 +639,41 @@ impl Engine {
             if self.cancelled() {
                 return Err(EngineError::Interrupted);
             }
-            let Some(d) = layout.render(doc)? else {
-                continue;
-            };
-            keep.insert(d.path.clone());
-            bytes += d.bytes.len();
-            batch.push(d);
+            full.next += 1;
+            if let Some(d) = layout.render(doc)? {
+                full.keep.insert(d.path.clone());
+                bytes += d.bytes.len();
+                batch.push(d);
+            }
             // Bounded by bytes, not count: archive documents can be 1 MB.
-            if bytes >= WRITE_BATCH_BYTES || batch.len() >= WRITE_BATCH {
-                w.write(&batch)?;
-                batch.clear();
-                bytes = 0;
+            if bytes >= WRITE_BATCH_BYTES || batch.len() >= WRITE_BATCH || stop() {
+                break;
             }
         }
-        w.write(&batch)?;
+        full.writer.stage(&batch)?;
         drop(batch);
-        let stale: Vec<String> = publish::read_manifest(&self.config.paths.feeds)
-            .into_iter()
-            .filter(|p| !keep.contains(p))
+        if full.next < full.all.len() || !full.scopes.is_empty() {
+            // Put in place in batches (one syncfs each); not while
+            // something waits, unless the batch has grown large.
+            let staged = full.writer.pending_bytes();
+            if (staged >= WRITE_BATCH_BYTES && !interrupt()) || staged >= 4 * WRITE_BATCH_BYTES {
+                full.writer.commit()?;
+            }
+            full.site = Some(site);
+            self.full_write = Some(full);
+            return Ok(None);
+        }
+        let stale: Vec<String> = full
+            .writer
+            .listed()
+            .filter(|p| !full.keep.contains(*p))
+            .cloned()
             .collect();
-        w.remove(&stale)?;
-        let report = w.finish()?;
+        full.writer.remove(&stale)?;
+        full.writer.save_manifest()?;
+        let report = full.writer.report().clone();
         self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// Whether the feeds folder holds everything as this configuration
@@ -572,6 +729,26 @@ impl Engine {
     pub fn site(&self) -> Result<Site, EngineError> {
         site(&self.config, &self.catalog, &self.id_prefix, self.epoch)
     }
+}
+
+/// Writes a sync's documents and the ones it touched, and removes what it
+/// made disappear; `note` hears of each batch written and removed.
+fn write_synced(
+    layout: &Layout,
+    w: &mut publish::Writer,
+    synced: &Synced,
+    mut note: impl FnMut(&[Document], &[String]),
+) -> Result<(), EngineError> {
+    w.write(&synced.documents)?;
+    w.remove(&synced.removed)?;
+    note(&synced.documents, &synced.removed);
+    for batch in synced.affected.chunks(64) {
+        let (docs, gone) = layout.render_all(batch)?;
+        w.write(&docs)?;
+        w.remove(&gone)?;
+        note(&docs, &gone);
+    }
+    Ok(())
 }
 
 /// Parses every file without changing anything (`herald check`): reads the
@@ -689,4 +866,179 @@ fn site(
         languages,
         hubs: config.websub.hubs.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const TEXTS: [&str; 3] = [
+        "The city council announces road works on Main Street from Monday, with buses diverted via the station and parking closed.",
+        "Die Stadtverwaltung kündigt ab Montag Bauarbeiten in der Hauptstraße an; die Busse fahren über den Bahnhof und Parkplätze sind gesperrt.",
+        "Urząd miasta zapowiada od poniedziałku roboty drogowe na ulicy Głównej, autobusy pojadą objazdem przez dworzec, a parking będzie zamknięty.",
+    ];
+    const FRENCH: &str = "La mairie annonce des travaux rue Principale à partir de lundi ; les bus seront déviés par la gare et le parking sera fermé.";
+
+    fn site(n: usize) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let watch = dir.path().join("watch");
+        std::fs::create_dir_all(&watch).expect("watch folder");
+        for i in 0..n {
+            let text = TEXTS[i % TEXTS.len()];
+            let body = format!("Announcement {i}\n\n{text}\n{text}\n");
+            std::fs::write(watch.join(format!("a-{i:03}.txt")), body).expect("announcement");
+        }
+        let config = Config::parse(
+            "[site]\ntitle = \"Test city\"\nbase_url = \"https://news.example.org/\"\n[feeds]\nmax_entries = 5\n",
+            &dir.path().join("config.toml"),
+        )
+        .expect("config");
+        (dir, Engine::open(config).expect("engine"))
+    }
+
+    /// The files below `dir` (relative paths), the manifest left out.
+    fn files(dir: &std::path::Path) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else if p.to_string_lossy().contains(".herald-")
+                    && !p.ends_with(publish::MANIFEST)
+                {
+                    // A staged temporary file: not in place.
+                } else if let Ok(rel) = p.strip_prefix(dir) {
+                    out.insert(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.remove(publish::MANIFEST);
+        out
+    }
+
+    #[test]
+    fn a_full_write_in_slices_with_changes_between_ends_as_one_write_would() {
+        let (dir, mut engine) = site(36);
+        let feeds = dir.path().join("feeds");
+        let watch = dir.path().join("watch");
+        let synced = engine.sync_full(true).expect("first sync");
+        assert!(synced.everything);
+        engine.begin_full_write().expect("begin");
+        // A zero budget writes one document per slice.
+        for _ in 0..5 {
+            assert_eq!(
+                engine
+                    .continue_full_write(Duration::ZERO, &|| false)
+                    .expect("slice"),
+                None
+            );
+        }
+        assert!(engine.full_write_pending());
+        assert!(!engine.feeds_complete());
+
+        // In between: a new language appears, an announcement goes.
+        std::fs::write(
+            watch.join("fr.txt"),
+            format!("Travaux\n\n{FRENCH}\n{FRENCH}\n"),
+        )
+        .expect("new file");
+        std::fs::remove_file(watch.join("a-000.txt")).expect("remove");
+        let changed = engine
+            .sync_paths(&["fr.txt".to_string(), "a-000.txt".to_string()])
+            .expect("sync");
+        assert!(!changed.everything);
+        let report = engine.write_changes(&changed).expect("changes written");
+        assert!(report.written > 0, "{report:?}");
+        assert!(feeds.join("fr/atom.xml").exists());
+        // Still under way, and not complete.
+        assert!(engine.full_write_pending());
+        assert!(!engine.feeds_complete());
+
+        let mut slices = 0;
+        let report = loop {
+            slices += 1;
+            if let Some(r) = engine
+                .continue_full_write(Duration::ZERO, &|| false)
+                .expect("slice")
+            {
+                break r;
+            }
+        };
+        assert!(slices > 10, "one document per slice: {slices}");
+        assert!(report.written > 0);
+        assert!(!engine.full_write_pending());
+        assert!(engine.feeds_complete());
+        // What changes wrote in between is kept.
+        assert!(feeds.join("fr/atom.xml").exists());
+
+        // The folder is what one uninterrupted write makes of the state:
+        // writing everything again changes and removes nothing.
+        let everything = Synced {
+            everything: true,
+            ..Default::default()
+        };
+        let again = engine.write(&everything).expect("write everything");
+        assert_eq!((again.written, again.removed), (0, 0), "{again:?}");
+        // And the manifest lists exactly the files there.
+        assert_eq!(publish::read_manifest(&feeds), files(&feeds));
+    }
+
+    #[test]
+    fn a_full_write_replaced_or_dropped_keeps_its_files_in_the_manifest() {
+        let (dir, mut engine) = site(12);
+        let feeds = dir.path().join("feeds");
+        engine.sync_full(true).expect("first sync");
+        engine.begin_full_write().expect("begin");
+        for _ in 0..4 {
+            engine
+                .continue_full_write(Duration::ZERO, &|| false)
+                .expect("slice");
+        }
+        // Replaced by a new full write: what the first one staged is put
+        // in place and listed.
+        engine.begin_full_write().expect("begin again");
+        let written = files(&feeds);
+        assert_eq!(written.len(), 3, "{written:?}");
+        assert_eq!(publish::read_manifest(&feeds), written);
+        // (It lists, then renders the same three, unchanged, then two more.)
+        for _ in 0..6 {
+            engine
+                .continue_full_write(Duration::ZERO, &|| false)
+                .expect("slice");
+        }
+        // Dropped with the engine (shutdown): the same.
+        drop(engine);
+        assert_eq!(files(&feeds).len(), 5);
+        assert_eq!(publish::read_manifest(&feeds), files(&feeds));
+    }
+
+    #[test]
+    fn a_slice_ends_when_interrupted_and_puts_nothing_in_place_then() {
+        let (dir, mut engine) = site(12);
+        let feeds = dir.path().join("feeds");
+        engine.sync_full(true).expect("first sync");
+        engine.begin_full_write().expect("begin");
+        let listing = engine.continue_full_write(Duration::MAX, &|| true);
+        assert_eq!(listing.expect("listed"), None);
+        // An unlimited budget, but something waits: one document.
+        let asked = std::cell::Cell::new(0);
+        let interrupt = || {
+            asked.set(asked.get() + 1);
+            true
+        };
+        let slice = engine.continue_full_write(Duration::MAX, &interrupt);
+        assert_eq!(slice.expect("slice"), None);
+        assert!(asked.get() >= 1);
+        assert_eq!(files(&feeds), BTreeSet::new(), "staged only");
+        // Uninterrupted, it ends.
+        let report = engine
+            .continue_full_write(Duration::MAX, &|| false)
+            .expect("the rest")
+            .expect("done");
+        assert_eq!(report.written, files(&feeds).len());
+        assert!(engine.feeds_complete());
+    }
 }

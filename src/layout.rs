@@ -285,10 +285,12 @@ impl Layout<'_> {
     }
 
     /// Every document that exists (for `build` and for bringing the feeds
-    /// folder up to date): hot ones, tag feeds, archives, pages, OPML.
-    /// Listing them takes seconds for a large archive (one query per scope):
-    /// `None` when `stop` says so on the way (a shutdown).
-    pub fn all(&self, stop: impl Fn() -> bool) -> Result<Option<Vec<Doc>>, CatalogError> {
+    /// folder up to date), but the archives: hot ones, tag feeds and
+    /// indexes, tombstone feeds, pages, OPML; and every scope, whose
+    /// archives [`Layout::archives`] lists. (Listing the archives takes a
+    /// few queries per scope and month, seconds in all for a large site:
+    /// they are listed as the write gets to them.)
+    pub fn all_but_archives(&self) -> Result<(Vec<Doc>, Vec<Scope>), CatalogError> {
         let mut docs = self.hot();
         docs.push(Doc::Opml);
         let mut scopes: Vec<Scope> = vec![Scope::ALL];
@@ -313,33 +315,20 @@ impl Layout<'_> {
                 tag: Some(tag),
             });
         }
-        for scope in &scopes {
-            if scope.tag.is_some() {
-                for format in [Format::Atom, Format::Rss, Format::Json] {
-                    docs.push(Doc::Feed {
-                        scope: scope.clone(),
-                        format,
-                    });
-                }
-                docs.push(Doc::Index {
+        for scope in scopes.iter().filter(|s| s.tag.is_some()) {
+            for format in [Format::Atom, Format::Rss, Format::Json] {
+                docs.push(Doc::Feed {
                     scope: scope.clone(),
+                    format,
                 });
             }
-            if stop() {
-                return Ok(None);
-            }
-            for month in self.archive_keys(scope)? {
-                for format in [Format::Atom, Format::Rss] {
-                    docs.push(Doc::Archive {
-                        scope: scope.clone(),
-                        month: month.clone(),
-                        format,
-                    });
-                }
-            }
+            docs.push(Doc::Index {
+                scope: scope.clone(),
+            });
         }
         // Scopes with nothing shown but withdrawals to announce keep an
         // Atom feed of tombstones.
+        let mut listed: BTreeSet<Doc> = docs.iter().cloned().collect();
         for (lang, slug) in self.catalog.tombstone_scopes(self.tombstones_since)? {
             let lang = LangTag::parse(&lang);
             let tag = slug.and_then(|s| Tag::new(&s));
@@ -356,7 +345,7 @@ impl Layout<'_> {
                     scope,
                     format: Format::Atom,
                 };
-                if !docs.contains(&doc) {
+                if listed.insert(doc.clone()) {
                     docs.push(doc);
                 }
             }
@@ -364,7 +353,22 @@ impl Layout<'_> {
         for (lang, slug) in self.catalog.shown_pages()? {
             docs.push(Doc::Page { lang, slug });
         }
-        Ok(Some(docs))
+        Ok((docs, scopes))
+    }
+
+    /// The archive documents of a scope, oldest first.
+    pub fn archives(&self, scope: &Scope) -> Result<Vec<Doc>, CatalogError> {
+        let mut docs = Vec::new();
+        for month in self.archive_keys(scope)? {
+            for format in [Format::Atom, Format::Rss] {
+                docs.push(Doc::Archive {
+                    scope: scope.clone(),
+                    month: month.clone(),
+                    format,
+                });
+            }
+        }
+        Ok(docs)
     }
 
     /// The keys of every archive document of a scope, oldest first.
@@ -939,20 +943,16 @@ mod tests {
     }
 
     #[test]
-    fn listing_every_document_stops_when_asked() {
+    fn listing_every_document() {
         let catalog = Catalog::open_in_memory().unwrap();
         let site = crate::render::fixtures::site();
         let layout = layout_of(&catalog, &site);
-        let all = layout.all(|| false).unwrap().expect("not stopped");
-        assert!(all.contains(&Doc::Opml), "{all:?}");
-        // Asked between scopes' queries: a shutdown does not wait for all.
-        let asked = std::cell::Cell::new(0);
-        let stopped = layout.all(|| {
-            asked.set(asked.get() + 1);
-            true
-        });
-        assert_eq!(stopped.unwrap(), None);
-        assert_eq!(asked.get(), 1);
+        let (docs, scopes) = layout.all_but_archives().unwrap();
+        assert!(docs.contains(&Doc::Opml), "{docs:?}");
+        assert!(docs.iter().all(|d| !matches!(d, Doc::Archive { .. })));
+        assert_eq!(scopes.first(), Some(&Scope::ALL));
+        // Nothing archived in an empty catalog.
+        assert_eq!(layout.archives(&Scope::ALL).unwrap(), Vec::new());
     }
 
     #[test]

@@ -34,10 +34,12 @@
 //!   archives, pages, OPML), its path, and how it is rendered from the state.
 //! - [`render`]: entries -> RSS, Atom, JSON Feed, OPML and HTML bytes, pure.
 //! - [`publish`]: documents -> the feeds folder, atomically; the only writer there.
-//! - [`engine`]: configuration + state; runs one sync (scan, plan, apply, render, write).
+//! - [`engine`]: configuration + state; runs one sync (scan, plan, apply, render, write);
+//!   writes the whole feeds folder a slice at a time when asked.
 //! - [`snapshot`]: the hot documents in memory, pre-compressed, with validators.
 //! - [`on_demand`]: the other documents, rendered per request, in a bounded cache.
-//! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread.
+//! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread,
+//!   and gives background work (the slices of a full write) the quiet moments.
 //! - [`serve`]: one single-threaded runtime per core, connections spread
 //!   evenly over them (`serve/balance.rs`); answers from the snapshot and
 //!   on-demand documents only; the only HTTP server code: plain
@@ -47,7 +49,8 @@
 //!   (a sealed memfd where that fails), mapped and sent to sockets with
 //!   `sendfile(2)` (no copy through user memory), the rest with `writev`.
 //! - [`websub`]: tells WebSub hubs which feeds changed (retries, back-off), never blocking a publish.
-//! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown.
+//! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown; the
+//!   publishing thread's order (memory, WebSub, the feeds folder).
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.

@@ -7,7 +7,7 @@
 //! are not touched. A manifest lists what herald wrote, so that only herald's
 //! own files are ever removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,17 @@ pub struct WriteReport {
     pub removed: usize,
 }
 
+impl WriteReport {
+    /// What was done after `earlier` (a report of the same writer).
+    pub fn since(&self, earlier: &WriteReport) -> WriteReport {
+        WriteReport {
+            written: self.written - earlier.written,
+            unchanged: self.unchanged - earlier.unchanged,
+            removed: self.removed - earlier.removed,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]
 pub struct PublishError {
@@ -62,15 +73,20 @@ pub fn write(
 /// Writes documents in batches and updates the manifest once at the end
 /// (large publishes: the manifest lists every file herald wrote).
 ///
-/// Each batch's files are first written to temporary files, then made
-/// durable with one `syncfs` (instead of one fsync per file, which made
-/// large publishes slow), then renamed into place; the folders are fsynced
-/// last.
+/// Files are first written to temporary files beside their targets
+/// ([`Writer::stage`]); [`Writer::commit`] then makes them durable with one
+/// `syncfs` (instead of one fsync per file, which made large publishes
+/// slow), renames them into place and fsyncs their folders.
 pub struct Writer {
     dir: PathBuf,
     manifest: BTreeSet<String>,
     before: BTreeSet<String>,
     report: WriteReport,
+    /// Staged files not renamed into place yet, by target: staging a
+    /// target again replaces the older temporary file, so a commit never
+    /// puts an older version over a newer one.
+    pending: BTreeMap<PathBuf, tempfile::TempPath>,
+    pending_bytes: usize,
 }
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError {
@@ -87,46 +103,80 @@ impl Writer {
             before: manifest.clone(),
             manifest,
             report: WriteReport::default(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
         })
     }
 
     /// Writes one batch; files whose bytes did not change are not touched.
     pub fn write(&mut self, documents: &[Document]) -> Result<(), PublishError> {
-        let dir = self.dir.clone();
-        let mut touched_dirs = BTreeSet::new();
-        let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
+        self.stage(documents)?;
+        self.commit()
+    }
+
+    /// Writes documents to temporary files, to be put in place by
+    /// [`Writer::commit`]; files whose bytes did not change are not touched.
+    pub fn stage(&mut self, documents: &[Document]) -> Result<(), PublishError> {
         for doc in documents {
-            let Some(target) = safe_join(&dir, &doc.path) else {
+            let Some(target) = safe_join(&self.dir, &doc.path) else {
                 continue;
             };
-            let parent = target.parent().unwrap_or(&dir).to_path_buf();
+            // (Compared below with what is in place, not with this.)
+            self.unstage(&target);
             if std::fs::read(&target).is_ok_and(|old| old == doc.bytes[..]) {
                 self.report.unchanged += 1;
             } else {
-                std::fs::create_dir_all(&parent).map_err(err(&parent))?;
-                staged.push((stage(&target, &doc.bytes).map_err(err(&target))?, target));
-                touched_dirs.insert(parent);
-                self.report.written += 1;
+                let parent = target.parent().unwrap_or(&self.dir);
+                std::fs::create_dir_all(parent).map_err(err(parent))?;
+                let tmp = stage(&target, &doc.bytes).map_err(err(&target))?;
+                self.pending_bytes += doc.bytes.len();
+                self.pending.insert(target, tmp);
             }
             self.manifest.insert(doc.path.clone());
         }
-        if !staged.is_empty() {
-            sync_filesystem(&dir).map_err(err(&dir))?;
+        Ok(())
+    }
+
+    /// The bytes staged and not yet committed.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Makes the staged files durable and renames them into place.
+    pub fn commit(&mut self) -> Result<(), PublishError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        for (tmp, target) in staged {
+        sync_filesystem(&self.dir).map_err(err(&self.dir))?;
+        let mut touched_dirs = BTreeSet::new();
+        for (target, tmp) in std::mem::take(&mut self.pending) {
             tmp.persist(&target).map_err(|e| PublishError {
                 path: target.clone(),
                 source: e.error,
             })?;
+            touched_dirs.insert(target.parent().unwrap_or(&self.dir).to_path_buf());
+            self.report.written += 1;
         }
+        self.pending_bytes = 0;
         sync_dirs(touched_dirs);
         Ok(())
+    }
+
+    /// Forgets a staged version of `target` (its temporary file goes).
+    fn unstage(&mut self, target: &Path) {
+        if let Some(tmp) = self.pending.remove(target) {
+            let len = std::fs::metadata(&*tmp).map_or(0, |m| m.len() as usize);
+            self.pending_bytes = self.pending_bytes.saturating_sub(len);
+        }
     }
 
     /// Removes files herald wrote earlier (never anything else).
     pub fn remove(&mut self, removed: &[String]) -> Result<(), PublishError> {
         let mut touched_dirs = BTreeSet::new();
         for path in removed {
+            if let Some(target) = safe_join(&self.dir, path) {
+                self.unstage(&target);
+            }
             if !self.manifest.remove(path) && !self.before.contains(path) {
                 continue; // not ours: never delete what herald did not write
             }
@@ -160,21 +210,42 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the manifest if it changed.
-    pub fn finish(self) -> Result<WriteReport, PublishError> {
-        if self.manifest != self.before {
-            let target = self.dir.join(MANIFEST);
-            let text: String = self.manifest.iter().map(|p| format!("{p}\n")).collect();
-            let tmp = stage(&target, text.as_bytes()).map_err(err(&target))?;
-            std::fs::File::open(&*tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(err(&target))?;
-            tmp.persist(&target).map_err(|e| PublishError {
-                path: target.clone(),
-                source: e.error,
-            })?;
-            sync_dirs([self.dir.clone()].into());
+    /// What this writer did so far.
+    pub fn report(&self) -> &WriteReport {
+        &self.report
+    }
+
+    /// The paths the manifest will list: herald's files before, plus those
+    /// written, minus those removed.
+    pub fn listed(&self) -> impl Iterator<Item = &String> {
+        self.manifest.iter()
+    }
+
+    /// Commits what is staged, then writes the manifest if it changed
+    /// since it was last written.
+    pub fn save_manifest(&mut self) -> Result<(), PublishError> {
+        self.commit()?;
+        if self.manifest == self.before {
+            return Ok(());
         }
+        let target = self.dir.join(MANIFEST);
+        let text: String = self.manifest.iter().map(|p| format!("{p}\n")).collect();
+        let tmp = stage(&target, text.as_bytes()).map_err(err(&target))?;
+        std::fs::File::open(&*tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(err(&target))?;
+        tmp.persist(&target).map_err(|e| PublishError {
+            path: target.clone(),
+            source: e.error,
+        })?;
+        sync_dirs([self.dir.clone()].into());
+        self.before = self.manifest.clone();
+        Ok(())
+    }
+
+    /// Writes the manifest if it changed.
+    pub fn finish(mut self) -> Result<WriteReport, PublishError> {
+        self.save_manifest()?;
         Ok(self.report)
     }
 }
@@ -283,6 +354,47 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    /// The names in `d` that are staged temporary files.
+    fn temporaries(d: &Path) -> usize {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    }
+
+    #[test]
+    fn staged_files_are_put_in_place_newest_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.xml"), "one").unwrap();
+        let mut w = Writer::open(d).unwrap();
+        w.stage(&[doc("a.xml", "two"), doc("b.xml", "b")]).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("a.xml")).unwrap(), "one");
+        assert!(!d.join("b.xml").exists());
+        assert_eq!(w.pending_bytes(), 4);
+        // Staged again, back to what is in place: nothing to put there,
+        // and the staged "two" must not land later.
+        w.stage(&[doc("a.xml", "one")]).unwrap();
+        // Staged, then removed: never put in place.
+        w.remove(&["b.xml".into()]).unwrap();
+        assert_eq!(w.pending_bytes(), 0);
+        assert_eq!(temporaries(d), 0);
+        w.stage(&[doc("c.xml", "c1")]).unwrap();
+        w.stage(&[doc("c.xml", "c2")]).unwrap();
+        let r = w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("a.xml")).unwrap(), "one");
+        assert!(!d.join("b.xml").exists());
+        assert_eq!(std::fs::read_to_string(d.join("c.xml")).unwrap(), "c2");
+        assert_eq!((r.written, r.unchanged), (1, 1));
+        assert_eq!(temporaries(d), 0);
+        let listed = read_manifest(d);
+        assert!(
+            listed.contains("c.xml") && !listed.contains("b.xml"),
+            "{listed:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use notify::{Event, EventKind, RecursiveMode};
@@ -23,6 +24,19 @@ use crate::scan;
 
 /// The longest the loop sleeps without showing a sign of life.
 const BEAT: Duration = Duration::from_secs(5);
+/// Background work (a whole feeds-folder write) waits until no event has
+/// come for this long (at least; four debounce periods when longer), so
+/// that files dropped one after another are published as fast as when
+/// idle...
+const QUIET: Duration = Duration::from_secs(1);
+/// ...but never waits longer than this since its last slice, so that it
+/// ends even while events keep coming.
+const STARVE: Duration = Duration::from_secs(5);
+
+/// File events sent by this process's watchers: a slice of background
+/// work ends early when one comes (a counter, as the channel cannot be
+/// peeked at).
+static EVENTS: AtomicU64 = AtomicU64::new(0);
 
 /// What the watcher thread is told.
 #[derive(Debug)]
@@ -58,6 +72,7 @@ pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Wat
             Err(e) => Msg::Rescan(format!("watcher error: {e}")),
         };
         let _ = tx.send(msg);
+        EVENTS.fetch_add(1, Ordering::Relaxed);
     };
     // Only what changes files, and the close after a write: with opens
     // included the kernel queues an event for every file herald itself
@@ -83,17 +98,29 @@ pub fn start_early(engine: &Engine, tx: Sender<Msg>) -> Option<Box<dyn notify::W
     start(&canonical_root(engine)?, tx).ok()
 }
 
-/// The loop: wait for events, debounce, sync, hand the result to `publish`.
-/// Returns when told to shut down (dropping the engine closes the state).
-/// `early` is a watcher from [`start_early`], armed before the first sync.
+/// What the loop hands its results to (the daemon's publisher).
+pub trait Publisher {
+    /// A sync's result: make it visible and write it.
+    fn publish(&mut self, engine: &mut Engine, synced: Synced);
+    /// A short slice of background work (the daemon writes a whole feeds
+    /// folder this way), called while no event is waiting; returns whether
+    /// more is left. Events are looked at between slices, so a slice
+    /// should end soon after `interrupt` says that a file event came.
+    fn idle(&mut self, engine: &mut Engine, interrupt: &dyn Fn() -> bool) -> bool;
+}
+
+/// The loop: wait for events, debounce, sync, hand the result to
+/// `publisher`. Returns the engine when told to shut down (dropping it
+/// closes the state). `early` is a watcher from [`start_early`], armed
+/// before the first sync.
 pub fn run(
     mut engine: Engine,
     early: Option<Box<dyn notify::Watcher + Send>>,
     rx: Receiver<Msg>,
     tx: Sender<Msg>,
     metrics: std::sync::Arc<Metrics>,
-    mut publish: impl FnMut(&Engine, Synced),
-) {
+    publisher: &mut impl Publisher,
+) -> Engine {
     let beat = metrics.clone();
     engine.set_progress(std::sync::Arc::new(move || beat.beat()));
     let mut reload_replies: Vec<Sender<()>> = Vec::new();
@@ -109,6 +136,11 @@ pub fn run(
     // When a scheduled entry is due (publish_at / expires): checked at
     // once, then whenever a sync says when the next one is.
     let mut due: Option<Instant> = Some(Instant::now());
+    // Whether the publisher has background work left, when an event was
+    // last handled and when the background work last had a slice.
+    let mut idle_work = true;
+    let mut last_event = Instant::now();
+    let mut last_slice = Instant::now();
     loop {
         // Polling mode (network filesystems) uses no notify watcher: a full
         // rescan every interval sees everything, deletions included.
@@ -179,11 +211,37 @@ pub fn run(
         let mut full = std::mem::take(&mut pending_full);
         let mut new_config = None;
         let mut time_due = false;
-        match rx.recv_timeout(wait.min(BEAT)) {
-            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+        let quiet = QUIET.max(engine.config().watch.debounce * 4);
+        let now = Instant::now();
+        let slice_at = idle_work.then(|| (last_event + quiet).min(last_slice + STARVE));
+        let received = match slice_at {
+            Some(at) if at <= now && !wait.is_zero() => match rx.try_recv() {
+                Ok(msg) => Ok(msg),
+                Err(TryRecvError::Empty) => {
+                    let seen = EVENTS.load(Ordering::Relaxed);
+                    let interrupt = || EVENTS.load(Ordering::Relaxed) != seen;
+                    idle_work = publisher.idle(&mut engine, &interrupt);
+                    last_slice = Instant::now();
+                    pending_full = full;
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            },
+            // Until the folder has been quiet long enough, or a message.
+            Some(at) if at > now && at - now < wait.min(BEAT) => match rx.recv_timeout(at - now) {
+                Err(RecvTimeoutError::Timeout) => {
+                    pending_full = full;
+                    continue;
+                }
+                other => other,
+            },
+            _ => rx.recv_timeout(wait.min(BEAT)),
+        };
+        match received {
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return engine,
             Ok(msg) => {
                 if collect(msg, &mut paths, &mut full, &mut new_config) {
-                    return;
+                    return engine;
                 }
             }
             Err(RecvTimeoutError::Timeout) if due.is_some_and(|t| t <= Instant::now()) => {
@@ -213,11 +271,11 @@ pub fn run(
             match rx.recv_timeout(debounce.min(left)) {
                 Ok(msg) => {
                     if collect(msg, &mut paths, &mut full, &mut new_config) {
-                        return;
+                        return engine;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => return engine,
             }
         }
         let mut everything = false;
@@ -278,7 +336,9 @@ pub fn run(
                     ms = started.elapsed().as_millis() as u64,
                     "synced"
                 );
-                publish(&engine, synced);
+                publisher.publish(&mut engine, synced);
+                idle_work = true;
+                last_event = Instant::now();
             }
             Err(EngineError::Watch { path, source }) => {
                 error!(path = %path.display(), error = %source, "cannot read the watch folder; serving the last published feeds");
@@ -376,5 +436,86 @@ mod tests {
         check("/w/.git/a.txt", None);
         check("/w", None);
         check("/elsewhere/a.txt", None);
+    }
+
+    /// Background work that never ends by itself.
+    struct Endless {
+        slices: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        /// The number of slices done at each publish.
+        published_at: Vec<usize>,
+        /// When each publish and each slice happened.
+        publish_times: Vec<Instant>,
+        slice_times: Vec<Instant>,
+    }
+
+    impl Publisher for Endless {
+        fn publish(&mut self, _: &mut Engine, _: Synced) {
+            self.published_at
+                .push(self.slices.load(std::sync::atomic::Ordering::SeqCst));
+            self.publish_times.push(Instant::now());
+        }
+        fn idle(&mut self, _: &mut Engine, _: &dyn Fn() -> bool) -> bool {
+            let n = self
+                .slices
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
+            n < 20_000 // a bound, so that a broken loop ends the test
+        }
+    }
+
+    #[test]
+    fn events_are_handled_between_slices_of_background_work() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("watch")).expect("watch folder");
+        let config = Config::parse(
+            "[watch]\ndebounce_ms = 10\npoll_interval_ms = 60000\nrescan_interval_s = 0\n",
+            &dir.path().join("config.toml"),
+        )
+        .expect("config");
+        let engine = Engine::open(config).expect("engine");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let slices = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut publisher = Endless {
+            slices: slices.clone(),
+            published_at: Vec::new(),
+            publish_times: Vec::new(),
+            slice_times: Vec::new(),
+        };
+        let sender = {
+            let tx = tx.clone();
+            let slices = slices.clone();
+            std::thread::spawn(move || {
+                // Once the work is under way: an event, then shutdown.
+                while slices.load(std::sync::atomic::Ordering::SeqCst) < 50 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let _ = tx.send(Msg::Retry);
+                while slices.load(std::sync::atomic::Ordering::SeqCst) < 200 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let _ = tx.send(Msg::Shutdown);
+            })
+        };
+        let metrics = std::sync::Arc::new(Metrics::default());
+        run(engine, None, rx, tx, metrics, &mut publisher);
+        sender.join().expect("sender");
+        // (The loop's first round, due at once, publishes before any slice.)
+        let at = &publisher.published_at;
+        assert!(
+            at.iter().any(|n| (50..200).contains(n)),
+            "the event was published between slices: {at:?}"
+        );
+        let total = slices.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(total < 20_000, "shutdown was heard between slices: {total}");
+        // After each publish, the work waited for the folder to be quiet.
+        for p in &publisher.publish_times {
+            if let Some(next) = publisher.slice_times.iter().find(|t| *t > p) {
+                assert!(
+                    *next - *p >= QUIET,
+                    "a slice {:?} after a publish",
+                    *next - *p
+                );
+            }
+        }
     }
 }
