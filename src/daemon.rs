@@ -148,6 +148,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             base_url,
             metrics: metrics.clone(),
             behind: false,
+            recovering: false,
             full_write_since: None,
         };
         let thread_metrics = metrics.clone();
@@ -286,6 +287,8 @@ struct Publisher {
     metrics: Arc<Metrics>,
     /// A write failed: the folder is behind until a full write is done.
     behind: bool,
+    /// The full write under way catches up after a failed write.
+    recovering: bool,
     /// When the full write under way began.
     full_write_since: Option<std::time::Instant>,
 }
@@ -350,6 +353,9 @@ impl watch::Publisher for Publisher {
                     ms,
                     "feeds folder up to date"
                 );
+                if std::mem::take(&mut self.recovering) {
+                    info!("the feeds folder is writable again and up to date");
+                }
                 self.metrics.disk(true);
                 systemd::status(&self.metrics.status_line());
                 false
@@ -372,9 +378,7 @@ impl Publisher {
         if self.behind || synced.everything {
             let began = engine.begin_full_write();
             if began.is_ok() {
-                if self.behind {
-                    info!("the feeds folder is writable again; rewriting it");
-                }
+                self.recovering |= self.behind;
                 self.behind = false;
                 self.full_write_since = Some(std::time::Instant::now());
             }

@@ -331,4 +331,11 @@ fn feeds_folder_unwritable_keeps_serving_and_catches_up() {
         (d.get("/healthz").text().trim() == "ok").then_some(())
     })
     .expect("health back to ok after catching up");
+    // Said once, when it is true (not at each retry of the failed write).
+    let said = d
+        .logs()
+        .iter()
+        .filter(|l| l.contains("writable again"))
+        .count();
+    assert_eq!(said, 1);
 }
