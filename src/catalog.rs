@@ -996,8 +996,13 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare_cached(
+                // Shown entries from the (covering) language index, then
+                // their tags: SQLite's own order looked every tagged entry
+                // up by id and read its row, past the content's overflow
+                // pages (0.42 against 0.16 s at 100,000 announcements).
                 "SELECT t.slug, MIN(t.name), e.lang_primary, COUNT(*)
-                 FROM entry_tags t JOIN entries e ON e.id = t.id
+                 FROM entries e INDEXED BY entries_shown_by_lang_date
+                 CROSS JOIN entry_tags t ON t.id = e.id
                  WHERE e.visible = 1
                  GROUP BY t.slug, e.lang_primary ORDER BY t.slug, e.lang_primary",
             )
@@ -1104,16 +1109,24 @@ impl Catalog {
         })
     }
 
-    /// (primary language, slug) of every shown entry: its page.
-    pub fn shown_pages(&self) -> Result<Vec<(String, String)>, CatalogError> {
+    /// (primary language, slug) of the shown entries (their pages) whose
+    /// slugs sort after `after`, at most `limit`, in slug order.
+    pub fn shown_pages_after(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT lang_primary, slug FROM entries WHERE visible = 1 ORDER BY slug",
+                "SELECT lang_primary, slug FROM entries WHERE visible = 1 AND slug > ?1
+                 ORDER BY slug LIMIT ?2",
             )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(rusqlite::params![after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(|e| self.db_err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
     }
@@ -1605,6 +1618,44 @@ mod tests {
         drop(c);
         let c = Catalog::open(dir.path()).unwrap();
         assert!(!c.is_new());
+    }
+
+    #[test]
+    fn tags_are_counted_per_language_over_shown_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let mut a = entry("a", "a.txt", "2025-01-01T00:00:00Z");
+        a.tags = vec!["Transport".into(), "Culture".into()];
+        let mut b = entry("b", "b.txt", "2025-01-02T00:00:00Z");
+        b.tags = vec!["transport".into()];
+        let mut c_uk = entry("c", "c.txt", "2025-01-03T00:00:00Z");
+        c_uk.lang = LangTag::parse("uk").unwrap();
+        c_uk.tags = vec!["Transport".into()];
+        let mut hidden = entry("d", "d.txt", "2025-01-04T00:00:00Z");
+        hidden.tags = vec!["Transport".into(), "Secret".into()];
+        hidden.withdrawn = true;
+        let now = at("2026-01-01T00:00:00Z");
+        let changes: Vec<Change> = [a, b, c_uk, hidden]
+            .into_iter()
+            .map(|e| Change::Upsert(Box::new(e)))
+            .collect();
+        c.apply(&changes, now).unwrap();
+        let got: Vec<(String, String, String, usize)> = c
+            .tags()
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.slug, t.name, t.lang, t.count))
+            .collect();
+        let row =
+            |slug: &str, name: &str, lang: &str, n| (slug.into(), name.into(), lang.into(), n);
+        assert_eq!(
+            got,
+            vec![
+                row("culture", "Culture", "pl", 1),
+                row("transport", "Transport", "pl", 2),
+                row("transport", "Transport", "uk", 1),
+            ]
+        );
     }
 
     #[test]

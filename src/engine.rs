@@ -42,6 +42,8 @@ const MANY: usize = 500;
 /// most about this many bytes).
 const WRITE_BATCH: usize = 1_000;
 const WRITE_BATCH_BYTES: usize = 8 << 20;
+/// Pages listed at a time by a full write (~10 ms each at 100,000).
+const PAGES_LISTED: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -110,11 +112,15 @@ struct FullWrite {
     listed: bool,
     /// What the renderers need, as of the last sync.
     site: Option<Site>,
-    /// Every document but the archives, as listed when the write began,
-    /// then each scope's archives, listed when the write gets to them;
-    /// documents that no longer exist when their turn comes are skipped
-    /// (and removed).
+    /// The documents being written: every one but the pages and archives
+    /// (as listed when the write began), then the pages a part at a time,
+    /// then each scope's archives, each listed when the write gets to
+    /// them; documents that no longer exist when their turn comes are
+    /// skipped (and removed).
     all: Vec<Doc>,
+    /// The slug after which pages are still to be listed (`None` once
+    /// they all were).
+    pages_after: Option<String>,
     /// The scopes whose archives are still to be listed.
     scopes: std::collections::VecDeque<crate::render::Scope>,
     /// The next one to render.
@@ -559,6 +565,7 @@ impl Engine {
         self.full_write = Some(FullWrite {
             listed: false,
             site: None,
+            pages_after: Some(String::new()),
             all: Vec::new(),
             scopes: Default::default(),
             next: 0,
@@ -617,19 +624,25 @@ impl Engine {
         let mut bytes = 0;
         loop {
             let Some(doc) = full.all.get(full.next) else {
-                match full.scopes.pop_front() {
-                    Some(scope) => {
-                        // (What was written is no longer needed.)
-                        full.all.clear();
-                        full.next = 0;
-                        full.all.extend(layout.archives(&scope)?);
-                        if stop() {
-                            break;
-                        }
-                        continue;
+                // Then the pages, a part at a time, then each scope's
+                // archives. (What was written is no longer needed.)
+                full.all.clear();
+                full.next = 0;
+                if let Some(after) = full.pages_after.take() {
+                    let pages = layout.pages_after(&after, PAGES_LISTED)?;
+                    if let Some(Doc::Page { slug, .. }) = pages.last() {
+                        full.pages_after = Some(slug.clone());
                     }
-                    None => break,
+                    full.all = pages;
+                } else if let Some(scope) = full.scopes.pop_front() {
+                    full.all = layout.archives(&scope)?;
+                } else {
+                    break;
                 }
+                if stop() {
+                    break;
+                }
+                continue;
             };
             if full.next % 256 == 0 {
                 if let Some(progress) = &self.progress {
@@ -652,7 +665,7 @@ impl Engine {
         }
         full.writer.stage(&batch)?;
         drop(batch);
-        if full.next < full.all.len() || !full.scopes.is_empty() {
+        if full.next < full.all.len() || full.pages_after.is_some() || !full.scopes.is_empty() {
             // Put in place in batches (one syncfs each); not while
             // something waits, unless the batch has grown large.
             let staged = full.writer.pending_bytes();

@@ -285,11 +285,12 @@ impl Layout<'_> {
     }
 
     /// Every document that exists (for `build` and for bringing the feeds
-    /// folder up to date), but the archives: hot ones, tag feeds and
-    /// indexes, tombstone feeds, pages, OPML; and every scope, whose
-    /// archives [`Layout::archives`] lists. (Listing the archives takes a
-    /// few queries per scope and month, seconds in all for a large site:
-    /// they are listed as the write gets to them.)
+    /// folder up to date), but the archives and pages: hot ones, tag feeds
+    /// and indexes, tombstone feeds, OPML; and every scope, whose archives
+    /// [`Layout::archives`] lists ([`Layout::pages_after`] lists the pages).
+    /// (Listing the archives takes a few queries per scope and month,
+    /// seconds in all for a large site: they are listed as the write gets
+    /// to them.)
     pub fn all_but_archives(&self) -> Result<(Vec<Doc>, Vec<Scope>), CatalogError> {
         let mut docs = self.hot();
         docs.push(Doc::Opml);
@@ -350,10 +351,18 @@ impl Layout<'_> {
                 }
             }
         }
-        for (lang, slug) in self.catalog.shown_pages()? {
-            docs.push(Doc::Page { lang, slug });
-        }
         Ok((docs, scopes))
+    }
+
+    /// The pages of the shown entries whose slugs sort after `after`, at
+    /// most `limit`, in slug order (listed in parts: ~0.3 s at 100,000).
+    pub fn pages_after(&self, after: &str, limit: usize) -> Result<Vec<Doc>, CatalogError> {
+        Ok(self
+            .catalog
+            .shown_pages_after(after, limit)?
+            .into_iter()
+            .map(|(lang, slug)| Doc::Page { lang, slug })
+            .collect())
     }
 
     /// The archive documents of a scope, oldest first.
@@ -951,8 +960,9 @@ mod tests {
         assert!(docs.contains(&Doc::Opml), "{docs:?}");
         assert!(docs.iter().all(|d| !matches!(d, Doc::Archive { .. })));
         assert_eq!(scopes.first(), Some(&Scope::ALL));
-        // Nothing archived in an empty catalog.
+        // Nothing archived, no pages in an empty catalog.
         assert_eq!(layout.archives(&Scope::ALL).unwrap(), Vec::new());
+        assert_eq!(layout.pages_after("", 10).unwrap(), Vec::new());
     }
 
     #[test]
