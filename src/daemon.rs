@@ -149,7 +149,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             websub,
             base_url,
             metrics: metrics.clone(),
-            behind: false,
+            // (When the first sync failed, an incomplete folder is written
+            // whole at the next publish.)
+            behind: initial.is_none() && !complete,
             recovering: false,
             full_write_since: None,
             to_compress,
@@ -273,10 +275,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// How long one slice of a full write of the feeds folder renders at most
-/// (it ends sooner when a file event comes: then a change waits for one
-/// document's rendering). Slices run only when the watch folder is quiet
-/// (see `watch.rs`).
+/// How long one slice of a full write of the feeds folder renders at most.
+/// It ends sooner when a file event comes (a change then waits for one
+/// document's rendering and the staging of what was rendered), but some
+/// steps cannot be cut: listing, one scope's archives, putting a batch in
+/// place. Slices run only when the watch folder is quiet (see `watch.rs`).
 const FULL_WRITE_SLICE: Duration = Duration::from_millis(20);
 
 /// How many of the first publish's hot documents are compressed at a time
@@ -291,7 +294,8 @@ struct Publisher {
     websub: Arc<WebSub>,
     base_url: String,
     metrics: Arc<Metrics>,
-    /// A write failed: the folder is behind until a full write is done.
+    /// The folder is behind (a write failed): the next publish begins a
+    /// full write.
     behind: bool,
     /// The full write under way catches up after a failed write.
     recovering: bool,
@@ -337,6 +341,10 @@ impl watch::Publisher for Publisher {
             languages,
             rejected_count(engine),
         );
+        if self.recovering {
+            // Healthy again only once the catch-up write has ended.
+            self.metrics.disk_catching_up();
+        }
         systemd::status(&self.metrics.status_line());
     }
 
@@ -355,11 +363,7 @@ impl watch::Publisher for Publisher {
             return false;
         }
         match engine.continue_full_write(FULL_WRITE_SLICE, interrupt) {
-            Ok(None) => {
-                // Writing works (again).
-                self.metrics.disk(true);
-                true
-            }
+            Ok(None) => true,
             Ok(Some(r)) => {
                 let ms = self
                     .full_write_since
@@ -379,9 +383,14 @@ impl watch::Publisher for Publisher {
                 systemd::status(&self.metrics.status_line());
                 false
             }
+            Err(EngineError::Interrupted) => {
+                log_written(&Err(EngineError::Interrupted));
+                false
+            }
             Err(e) => {
                 self.outcome(Err(e));
                 self.metrics.disk(false);
+                systemd::status(&self.metrics.status_line());
                 false
             }
         }

@@ -108,12 +108,15 @@ pub struct Engine {
 /// publishes changes in between (at 100,000 announcements it takes about
 /// two minutes).
 struct FullWrite {
+    /// The configuration it renders for (see [`Engine::feeds_complete`]):
+    /// if that changes on the way, the folder is not complete at the end.
+    fingerprint: String,
     /// Whether `all` and `scopes` were listed (by the first slice).
     listed: bool,
     /// What the renderers need, as of the last sync.
     site: Option<Site>,
     /// The documents being written: every one but the pages and archives
-    /// (as listed when the write began), then the pages a part at a time,
+    /// (as listed by the first slice), then the pages a part at a time,
     /// then each scope's archives, each listed when the write gets to
     /// them; documents that no longer exist when their turn comes are
     /// skipped (and removed).
@@ -136,7 +139,9 @@ impl Drop for FullWrite {
     /// shutdown still lists what it wrote in the manifest, so that those
     /// files stay herald's to remove (best effort: the disk may be full).
     fn drop(&mut self) {
-        let _ = self.writer.save_manifest();
+        if let Err(e) = self.writer.save_manifest() {
+            tracing::warn!(error = %e, "cannot list what the feeds-folder write wrote");
+        }
     }
 }
 
@@ -212,6 +217,9 @@ impl Engine {
     /// Takes a new configuration (reload). Ids stay as they were.
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
+        if let Some(full) = &mut self.full_write {
+            full.site = None; // the title or base URL may differ
+        }
     }
 
     /// Scans the whole watch folder and publishes. `everything` re-renders
@@ -504,17 +512,19 @@ impl Engine {
             return self.write_changes(synced);
         }
         self.begin_full_write()?;
-        loop {
+        while self.full_write.is_some() {
             if let Some(report) = self.continue_full_write(std::time::Duration::MAX, &|| false)? {
                 return Ok(report);
             }
         }
+        Ok(WriteReport::default())
     }
 
     /// Writes the documents a sync changed or touched, and removes the ones
     /// it made disappear. While a full write is under way, through its
     /// writer (so that it keeps what this wrote and completes the folder);
-    /// otherwise the folder is complete again afterwards.
+    /// otherwise the folder is complete again afterwards (if it was
+    /// before).
     pub fn write_changes(&mut self, synced: &Synced) -> Result<WriteReport, EngineError> {
         let mut full = self.full_write.take();
         let result = self.write_changes_with(synced, full.as_mut());
@@ -563,6 +573,7 @@ impl Engine {
         self.full_write = None;
         let writer = publish::Writer::open(&self.config.paths.feeds)?;
         self.full_write = Some(FullWrite {
+            fingerprint: self.fingerprint(),
             listed: false,
             site: None,
             pages_after: Some(String::new()),
@@ -583,7 +594,8 @@ impl Engine {
     /// Renders and stages the next documents of the full write, for about
     /// `budget` or until `interrupt` says that something else is waiting
     /// (such as a file event); puts them in place once about
-    /// [`WRITE_BATCH_BYTES`] are staged. `Some` with the whole write's
+    /// [`WRITE_BATCH_BYTES`] are staged (four times that while something
+    /// waits). `Some` with the whole write's
     /// report once the folder is complete. An error abandons the full
     /// write.
     pub fn continue_full_write(
@@ -685,7 +697,9 @@ impl Engine {
         full.writer.remove(&stale)?;
         full.writer.save_manifest()?;
         let report = full.writer.report().clone();
-        self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
+        if full.fingerprint == self.fingerprint() {
+            self.catalog.set_meta(FEEDS_WRITTEN, &full.fingerprint)?;
+        }
         Ok(Some(report))
     }
 
@@ -910,6 +924,25 @@ mod tests {
         (dir, Engine::open(config).expect("engine"))
     }
 
+    /// A site of `n` announcements, synced, its full write begun; and its
+    /// feeds folder.
+    fn begun(n: usize) -> (tempfile::TempDir, Engine, std::path::PathBuf) {
+        let (dir, mut engine) = site(n);
+        let feeds = dir.path().join("feeds");
+        engine.sync_full(true).expect("first sync");
+        engine.begin_full_write().expect("begin");
+        (dir, engine, feeds)
+    }
+
+    /// `n` slices of one document each (the first one lists).
+    fn slices(engine: &mut Engine, n: usize) {
+        for _ in 0..n {
+            engine
+                .continue_full_write(Duration::ZERO, &|| false)
+                .expect("slice");
+        }
+    }
+
     /// The files below `dir` (relative paths), the manifest left out.
     fn files(dir: &std::path::Path) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
@@ -934,21 +967,10 @@ mod tests {
 
     #[test]
     fn a_full_write_in_slices_with_changes_between_ends_as_one_write_would() {
-        let (dir, mut engine) = site(36);
-        let feeds = dir.path().join("feeds");
+        let (dir, mut engine, feeds) = begun(36);
         let watch = dir.path().join("watch");
-        let synced = engine.sync_full(true).expect("first sync");
-        assert!(synced.everything);
-        engine.begin_full_write().expect("begin");
         // A zero budget writes one document per slice.
-        for _ in 0..5 {
-            assert_eq!(
-                engine
-                    .continue_full_write(Duration::ZERO, &|| false)
-                    .expect("slice"),
-                None
-            );
-        }
+        slices(&mut engine, 5);
         assert!(engine.full_write_pending());
         assert!(!engine.feeds_complete());
 
@@ -1001,15 +1023,8 @@ mod tests {
 
     #[test]
     fn a_full_write_replaced_or_dropped_keeps_its_files_in_the_manifest() {
-        let (dir, mut engine) = site(12);
-        let feeds = dir.path().join("feeds");
-        engine.sync_full(true).expect("first sync");
-        engine.begin_full_write().expect("begin");
-        for _ in 0..4 {
-            engine
-                .continue_full_write(Duration::ZERO, &|| false)
-                .expect("slice");
-        }
+        let (_dir, mut engine, feeds) = begun(12);
+        slices(&mut engine, 4);
         // Replaced by a new full write: what the first one staged is put
         // in place and listed.
         engine.begin_full_write().expect("begin again");
@@ -1017,11 +1032,7 @@ mod tests {
         assert_eq!(written.len(), 3, "{written:?}");
         assert_eq!(publish::read_manifest(&feeds), written);
         // (It lists, then renders the same three, unchanged, then two more.)
-        for _ in 0..6 {
-            engine
-                .continue_full_write(Duration::ZERO, &|| false)
-                .expect("slice");
-        }
+        slices(&mut engine, 6);
         // Dropped with the engine (shutdown): the same.
         drop(engine);
         assert_eq!(files(&feeds).len(), 5);
@@ -1030,10 +1041,7 @@ mod tests {
 
     #[test]
     fn a_slice_ends_when_interrupted_and_puts_nothing_in_place_then() {
-        let (dir, mut engine) = site(12);
-        let feeds = dir.path().join("feeds");
-        engine.sync_full(true).expect("first sync");
-        engine.begin_full_write().expect("begin");
+        let (_dir, mut engine, feeds) = begun(12);
         let listing = engine.continue_full_write(Duration::MAX, &|| true);
         assert_eq!(listing.expect("listed"), None);
         // An unlimited budget, but something waits: one document.

@@ -167,6 +167,12 @@ impl Metrics {
         self.disk_ok.store(ok, Relaxed);
     }
 
+    /// The feeds folder is being rewritten after failed writes: still
+    /// degraded until that ends, with no new failure to count.
+    pub fn disk_catching_up(&self) {
+        self.disk_ok.store(false, Relaxed);
+    }
+
     /// `Ok(note)` when healthy (note says what is degraded), `Err(why)` when
     /// the publishing pipeline is stuck.
     pub fn health(&self) -> Result<&'static str, String> {

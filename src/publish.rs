@@ -71,7 +71,8 @@ pub fn write(
 }
 
 /// Writes documents in batches and updates the manifest once at the end
-/// (large publishes: the manifest lists every file herald wrote).
+/// (or when a full write is dropped; large publishes: the manifest lists
+/// every file herald wrote).
 ///
 /// Files are first written to temporary files beside their targets
 /// ([`Writer::stage`]); [`Writer::commit`] then makes them durable with one
@@ -177,10 +178,12 @@ impl Writer {
             if let Some(target) = safe_join(&self.dir, path) {
                 self.unstage(&target);
             }
-            if !self.manifest.remove(path) && !self.before.contains(path) {
+            if !self.manifest.contains(path) && !self.before.contains(path) {
                 continue; // not ours: never delete what herald did not write
             }
             if let Some(target) = safe_join(&self.dir, path) {
+                // Unlisted only once gone: a file that could not be
+                // removed stays herald's to remove later.
                 match std::fs::remove_file(&target) {
                     Ok(()) => self.report.removed += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -191,6 +194,7 @@ impl Writer {
                         })
                     }
                 }
+                self.manifest.remove(path);
                 // Remove folders left empty (a language's, a tag's, an
                 // archive month's); fails harmlessly when not empty.
                 let mut parent = target.parent();
@@ -395,6 +399,21 @@ mod tests {
             listed.contains("c.xml") && !listed.contains("b.xml"),
             "{listed:?}"
         );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_removed_stays_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, &[doc("x.xml", "x")], &[]).unwrap();
+        // Replaced by a non-empty folder: removing it as a file fails
+        // (even for root).
+        std::fs::remove_file(d.join("x.xml")).unwrap();
+        std::fs::create_dir_all(d.join("x.xml/inside")).unwrap();
+        let mut w = Writer::open(d).unwrap();
+        assert!(w.remove(&["x.xml".into()]).is_err());
+        w.save_manifest().unwrap();
+        assert!(read_manifest(d).contains("x.xml"));
     }
 
     #[test]

@@ -71,8 +71,10 @@ pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Wat
             },
             Err(e) => Msg::Rescan(format!("watcher error: {e}")),
         };
+        if may_matter(&msg) {
+            EVENTS.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = tx.send(msg);
-        EVENTS.fetch_add(1, Ordering::Relaxed);
     };
     // Only what changes files, and the close after a write: with opens
     // included the kernel queues an event for every file herald itself
@@ -84,6 +86,20 @@ pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Wat
     );
     watcher.watch(root, RecursiveMode::Recursive)?;
     Ok(watcher)
+}
+
+/// Whether a message should cut a slice of background work short: not for
+/// events on hidden files or editor and transfer temp files only.
+fn may_matter(msg: &Msg) -> bool {
+    let Msg::Paths(paths) = msg else {
+        return true;
+    };
+    paths.iter().any(|p| {
+        p.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            !n.starts_with('.') && scan::temp_reason(&n).is_none()
+        })
+    })
 }
 
 /// Starts watching before the first sync, so that what changes during it
@@ -141,6 +157,11 @@ pub fn run(
     let mut idle_work = true;
     let mut last_event: Option<Instant> = None;
     let mut last_slice = Instant::now();
+    // When arming the watcher may be tried again after a failure (slices
+    // would otherwise retry it, walking the whole tree, every few ms), and
+    // when the folder was last scanned whole (polling counts from there).
+    let mut next_arm = Instant::now();
+    let mut last_full_scan = Instant::now();
     loop {
         // Polling mode (network filesystems) uses no notify watcher: a full
         // rescan every interval sees everything, deletions included.
@@ -163,7 +184,11 @@ pub fn run(
         let armed = |w: &Option<Box<dyn notify::Watcher + Send>>, root: &Option<PathBuf>| {
             w.is_some() || (poll.is_some() && root.is_some())
         };
-        if !armed(&watcher, &root) {
+        if !armed(&watcher, &root) && Instant::now() >= next_arm {
+            next_arm = Instant::now() + Duration::from_secs(2);
+            if root.is_none() {
+                root = canonical_root(&engine);
+            }
             match root
                 .as_ref()
                 .filter(|_| poll.is_none())
@@ -201,7 +226,9 @@ pub fn run(
             let rescan = next_rescan.map_or(Duration::from_secs(3600), |t| {
                 t.saturating_duration_since(Instant::now())
             });
-            poll.map_or(rescan, |p| rescan.min(p))
+            poll.map_or(rescan, |p| {
+                rescan.min((last_full_scan + p).saturating_duration_since(Instant::now()))
+            })
         };
         let wait = match due {
             Some(t) => wait.min(t.saturating_duration_since(Instant::now())),
@@ -219,6 +246,13 @@ pub fn run(
                 .min(last_slice + STARVE)
         });
         let received = match slice_at {
+            // Starved (events keep coming): one slice, not cut short.
+            Some(_) if now >= last_slice + STARVE && !wait.is_zero() => {
+                idle_work = publisher.idle(&mut engine, &|| false);
+                last_slice = Instant::now();
+                pending_full = full;
+                continue;
+            }
             Some(at) if at <= now && !wait.is_zero() => match rx.try_recv() {
                 Ok(msg) => Ok(msg),
                 Err(TryRecvError::Empty) => {
@@ -297,6 +331,7 @@ pub fn run(
             everything = true; // the title or base URL may have changed
         }
         if full {
+            last_full_scan = Instant::now();
             next_rescan = engine
                 .config()
                 .watch
@@ -426,6 +461,19 @@ fn relevant(root: &Path, path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_and_temp_files_do_not_cut_background_work_short() {
+        let paths = |ps: &[&str]| Msg::Paths(ps.iter().map(PathBuf::from).collect());
+        assert!(may_matter(&paths(&["/w/a.txt"])));
+        assert!(may_matter(&paths(&["/w/.a.txt.swp", "/w/b.md"])));
+        assert!(!may_matter(&paths(&[
+            "/w/.a.txt.swp",
+            "/w/4913",
+            "/w/a.txt~"
+        ])));
+        assert!(may_matter(&Msg::Rescan("overflow".into())));
+    }
 
     #[test]
     fn relevant_paths() {
