@@ -170,13 +170,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     } else {
                         let written = engine.write_changes(&synced);
                         if let Ok(r) = &written {
-                            info!(
-                                written = r.written,
-                                unchanged = r.unchanged,
-                                removed = r.removed,
-                                ms = t.elapsed().as_millis() as u64,
-                                "feeds folder up to date"
-                            );
+                            log_up_to_date(r, t.elapsed());
                         }
                         publisher.outcome(written)
                     };
@@ -365,17 +359,8 @@ impl watch::Publisher for Publisher {
         match engine.continue_full_write(FULL_WRITE_SLICE, interrupt) {
             Ok(None) => true,
             Ok(Some(r)) => {
-                let ms = self
-                    .full_write_since
-                    .take()
-                    .map_or(0, |t| t.elapsed().as_millis() as u64);
-                info!(
-                    written = r.written,
-                    unchanged = r.unchanged,
-                    removed = r.removed,
-                    ms,
-                    "feeds folder up to date"
-                );
+                let took = self.full_write_since.take().map(|t| t.elapsed());
+                log_up_to_date(&r, took.unwrap_or_default());
                 if std::mem::take(&mut self.recovering) {
                     info!("the feeds folder is writable again and up to date");
                 }
@@ -575,6 +560,16 @@ fn changed_feeds(base_url: &str, synced: &Synced) -> Vec<String> {
 /// Files rejected as they are now.
 fn rejected_count(engine: &Engine) -> usize {
     engine.catalog().all_rejected().map_or(0, |r| r.len())
+}
+
+fn log_up_to_date(r: &crate::publish::WriteReport, took: Duration) {
+    info!(
+        written = r.written,
+        unchanged = r.unchanged,
+        removed = r.removed,
+        ms = took.as_millis() as u64,
+        "feeds folder up to date"
+    );
 }
 
 fn log_written(written: &Result<crate::publish::WriteReport, EngineError>) {

@@ -6,7 +6,9 @@
 //! or a burst of thousands of files becomes one sync of the paths involved.
 //! A full rescan runs on notify's rescan signal (event-queue overflow), on
 //! any watcher error, periodically (`watch.rescan_interval_s`), and whenever
-//! the watch folder comes back after it was missing.
+//! the watch folder comes back after it was missing. Between syncs, the
+//! [`Publisher`]'s background work (a whole feeds-folder write) runs in
+//! slices while the folder is quiet.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
