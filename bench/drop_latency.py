@@ -7,7 +7,7 @@ into the watch folder one at a time and polls the feed over HTTP until each
 appears. Prints the median and p99 latency in milliseconds.
 
     cargo build --release
-    python3 bench/drop_latency.py --drops 50 --debounce-ms 100 [--prefill 10000 | --corpus DIR]
+    python3 bench/drop_latency.py --drops 50 --debounce-ms 100 [--prefill 10000 | --corpus DIR] [--after-write]
 """
 import argparse
 import os
@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/herald"))
     ap.add_argument("--gap-ms", type=int, help="pause after each drop is visible (default: two debounce periods)")
     ap.add_argument("--log", help="copy herald's log here (RUST_LOG applies)")
+    ap.add_argument("--after-write", action="store_true",
+                    help="drop only once the first write of the feeds folder has ended (steady state)")
     ap.add_argument("--corpus", help="watch this existing folder instead of a generated one "
                     "(e.g. bench/e2e.py's corpus); the drops are removed from it afterwards")
     args = ap.parse_args()
@@ -93,6 +95,12 @@ def main():
                     written.append(time.time() - t0)
 
         threading.Thread(target=drain, daemon=True).start()
+        if args.after_write:
+            while not written:
+                if proc.poll() is not None:
+                    sys.exit("herald stopped before the feeds folder was written")
+                time.sleep(0.2)
+            print(f"feeds folder written {written[0]:.1f} s after start; dropping now", flush=True)
         url = f"http://{addr}/atom.xml"
         latencies = []
         try:
