@@ -146,6 +146,8 @@ def freshness(herald, watch, staging, drops, debounce_ms):
             time.sleep(0.002)
         lat.append((time.monotonic() - t0) * 1000)
         time.sleep(debounce_ms / 1000 * 2)
+    slowest = sorted(range(drops), key=lambda i: -lat[i])[:5]
+    print("  slowest drops (drop: ms): " + ", ".join(f"{i}: {lat[i]:.0f}" for i in slowest), flush=True)
     lat.sort()
     return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
