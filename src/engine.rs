@@ -700,6 +700,25 @@ impl Engine {
         if full.fingerprint == self.fingerprint() {
             self.catalog.set_meta(FEEDS_WRITTEN, &full.fingerprint)?;
         }
+        // The write read every entry through SQLite's page cache, which
+        // now holds the last archives' pages. What every publish reads is
+        // read again, so that the next publish finds it there even after
+        // the system has dropped its own cache of the state file: the
+        // newest entries, and last the count of entries per language (a
+        // walk of one index: 84 ms from disk at 100,000 entries, 19 ms
+        // from memory; the first publish took 87-95 ms to render instead
+        // of ~15 without this).
+        let started = std::time::Instant::now();
+        let reread = layout
+            .render_all(&hot_feeds_busiest_last(&site))
+            .and_then(|_| self.catalog.languages());
+        match reread {
+            Ok(_) => tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "what a publish reads is in the state's cache again"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot read the newest entries after the full write"),
+        }
         Ok(Some(report))
     }
 
@@ -756,6 +775,24 @@ impl Engine {
     pub fn site(&self) -> Result<Site, EngineError> {
         site(&self.config, &self.catalog, &self.id_prefix, self.epoch)
     }
+}
+
+/// One feed per hot scope (its formats read the same entries): the
+/// languages from the fewest entries to the most, then everything, so
+/// that when they do not all fit in the state's cache, the scopes a new
+/// file most likely lands in are the ones read last, and kept.
+fn hot_feeds_busiest_last(site: &Site) -> Vec<Doc> {
+    let mut languages = site.languages.clone();
+    languages.sort_by_key(|(_, n)| *n);
+    languages
+        .into_iter()
+        .map(|(l, _)| crate::render::Scope::lang(l))
+        .chain([crate::render::Scope::ALL])
+        .map(|scope| Doc::Feed {
+            scope,
+            format: crate::layout::Format::Atom,
+        })
+        .collect()
 }
 
 /// Writes a sync's documents and the ones it touched, and removes what it
@@ -906,6 +943,26 @@ mod tests {
         "Urząd miasta zapowiada od poniedziałku roboty drogowe na ulicy Głównej, autobusy pojadą objazdem przez dworzec, a parking będzie zamknięty.",
     ];
     const FRENCH: &str = "La mairie annonce des travaux rue Principale à partir de lundi ; les bus seront déviés par la gare et le parking sera fermé.";
+
+    #[test]
+    fn newest_entries_are_read_again_busiest_scope_last() {
+        let mut site = crate::render::fixtures::site();
+        site.languages = [("de", 40), ("en", 900), ("uk", 7)]
+            .into_iter()
+            .map(|(l, n)| (LangTag::parse(l).expect("tag"), n))
+            .collect();
+        let order: Vec<String> = hot_feeds_busiest_last(&site)
+            .into_iter()
+            .map(|d| match d {
+                Doc::Feed {
+                    scope,
+                    format: crate::layout::Format::Atom,
+                } => scope.lang.map_or("all".to_string(), |l| l.to_string()),
+                other => panic!("not an Atom feed: {other:?}"),
+            })
+            .collect();
+        assert_eq!(order, ["uk", "de", "en", "all"]);
+    }
 
     fn site(n: usize) -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().expect("temp dir");
