@@ -717,7 +717,9 @@ impl Engine {
                 ms = started.elapsed().as_millis() as u64,
                 "what a publish reads is in the state's cache again"
             ),
-            Err(e) => tracing::warn!(error = %e, "cannot read the newest entries after the full write"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the newest entries after the full write")
+            }
         }
         Ok(Some(report))
     }
