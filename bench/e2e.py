@@ -367,23 +367,19 @@ def main():
     rows.append(("peak memory (MB, VmHWM)", f"{peak:.0f}", "", "", "≤ 300", peak <= 300))
     rows.append(("freshness median (ms)", f"{fresh[0]:.0f}", "", "", f"≤ {db + 30}", fresh[0] <= db + 30))
     rows.append(("freshness p99 (ms)", f"{fresh[1]:.0f}", "", "", f"≤ {db + 100}", fresh[1] <= db + 100))
-    if hugo_res:
-        rows.append(("build from scratch (s) vs Hugo", f"{first:.2f}", f"{hugo_res[0]:.2f}",
-                     f"{hugo_res[0] / first:.1f}x faster", "", True))
-        rows.append(("peak memory (MB) vs Hugo", f"{peak:.0f}", f"{hugo_res[1]:.0f}",
-                     f"{hugo_res[1] / peak:.1f}x less", "", True))
-    if hugo_default:
-        rows.append(("build from scratch (s) vs Hugo with its defaults", f"{first:.2f}",
-                     f"{hugo_default[0]:.2f}", f"{hugo_default[0] / first:.1f}x faster", "", True))
-        rows.append(("peak memory (MB) vs Hugo with its defaults", f"{peak:.0f}", f"{hugo_default[1]:.0f}",
-                     f"{hugo_default[1] / peak:.1f}x less", "", True))
-        if args.n == 100000:
-            # This machine against the anchor's, by Hugo's time (a rough
-            # yardstick: the anchor's corpus is not this one).
-            scaled = first * ANCHOR_HUGO_SECS / hugo_default[0]
-            rows.append((f"first start scaled to the anchor's machine (s; × {ANCHOR_HUGO_SECS:g} s"
-                         " / Hugo's defaults here)",
-                         f"{scaled:.2f}", "", "", f"≤ {FIRST_START_TARGET:g}", scaled <= FIRST_START_TARGET))
+    for name, res in [("Hugo", hugo_res), ("Hugo with its defaults", hugo_default)]:
+        if res:
+            rows.append((f"build from scratch (s) vs {name}", f"{first:.2f}", f"{res[0]:.2f}",
+                         f"{res[0] / first:.1f}x faster", "", True))
+            rows.append((f"peak memory (MB) vs {name}", f"{peak:.0f}", f"{res[1]:.0f}",
+                         f"{res[1] / peak:.1f}x less", "", True))
+    if hugo_default and args.n == 100000:
+        # This machine against the anchor's, by Hugo's time (a rough
+        # yardstick: the anchor's corpus is not this one).
+        scaled = first * ANCHOR_HUGO_SECS / hugo_default[0]
+        rows.append((f"first start scaled to the anchor's machine (s; × {ANCHOR_HUGO_SECS:g} s"
+                     " / Hugo's defaults here)",
+                     f"{scaled:.2f}", "", "", f"≤ {FIRST_START_TARGET:g}", scaled <= FIRST_START_TARGET))
     for path, kind, hr, nr, hp, np in serve_rows:
         ratio = hr[0] / nr[0]
         rows.append((f"/{path} {kind} req/s vs nginx", f"{hr[0]:.0f}", f"{nr[0]:.0f}", f"{ratio:.2f}",

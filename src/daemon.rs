@@ -361,6 +361,16 @@ impl watch::Publisher for Publisher {
             Ok(Some(r)) => {
                 let took = self.full_write_since.take().map(|t| t.elapsed());
                 log_up_to_date(&r, took.unwrap_or_default());
+                let started = std::time::Instant::now();
+                match engine.reread_for_publishing() {
+                    Ok(()) => debug!(
+                        ms = started.elapsed().as_millis() as u64,
+                        "what a publish reads is in the state's cache again"
+                    ),
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the newest entries after the full write")
+                    }
+                }
                 if std::mem::take(&mut self.recovering) {
                     info!("the feeds folder is writable again and up to date");
                 }

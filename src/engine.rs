@@ -700,28 +700,24 @@ impl Engine {
         if full.fingerprint == self.fingerprint() {
             self.catalog.set_meta(FEEDS_WRITTEN, &full.fingerprint)?;
         }
-        // The write read every entry through SQLite's page cache, which
-        // now holds the last archives' pages. What every publish reads is
-        // read again, so that the next publish finds it there even after
-        // the system has dropped its own cache of the state file: the
-        // newest entries, and last the count of entries per language (a
-        // walk of one index: 84 ms from disk at 100,000 entries, 19 ms
-        // from memory; the first publish took 87-95 ms to render instead
-        // of ~15 without this).
-        let started = std::time::Instant::now();
-        let reread = layout
-            .render_all(&hot_feeds_busiest_last(&site))
-            .and_then(|_| self.catalog.languages());
-        match reread {
-            Ok(_) => tracing::debug!(
-                ms = started.elapsed().as_millis() as u64,
-                "what a publish reads is in the state's cache again"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the newest entries after the full write")
-            }
-        }
         Ok(Some(report))
+    }
+
+    /// Reads again what every publish reads: the hot scopes' newest
+    /// entries (busiest scope last) and, last, the count of entries per
+    /// language. Called by the daemon after a full write, which read
+    /// every entry through SQLite's page cache and left the last archives'
+    /// pages there: the next publish then finds what it needs in memory
+    /// even after the system has dropped its own cache of the state file.
+    /// (The count walks one index: 84 ms from disk at 100,000 entries,
+    /// 19 ms from memory; the first publish after a full write took
+    /// 87-95 ms to render instead of ~15 without this.)
+    pub fn reread_for_publishing(&self) -> Result<(), EngineError> {
+        let site = self.site()?;
+        self.layout(&site)
+            .render_all(&hot_feeds_busiest_last(&site))?;
+        self.catalog.languages()?;
+        Ok(())
     }
 
     /// Whether the feeds folder holds everything as this configuration
