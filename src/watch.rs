@@ -43,8 +43,10 @@ static EVENTS: AtomicU64 = AtomicU64::new(0);
 /// What the watcher thread is told.
 #[derive(Debug)]
 pub enum Msg {
-    /// Paths named by file-system events (absolute).
-    Paths(Vec<PathBuf>),
+    /// Paths named by a file-system event (absolute), and when it came:
+    /// the debounce counts from there, not from when the loop, busy with
+    /// the previous publish, gets to it.
+    Paths(Vec<PathBuf>, Instant),
     /// Something may have been missed: look at everything.
     Rescan(String),
     /// Publish again even without changes (a failed disk write is retried).
@@ -68,7 +70,7 @@ pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Wat
                 | EventKind::Modify(_)
                 | EventKind::Remove(_)
                 | EventKind::Any
-                | EventKind::Other => Msg::Paths(event.paths),
+                | EventKind::Other => Msg::Paths(event.paths, Instant::now()),
                 EventKind::Access(_) => return,
             },
             Err(e) => Msg::Rescan(format!("watcher error: {e}")),
@@ -93,7 +95,7 @@ pub fn start(root: &Path, tx: Sender<Msg>) -> notify::Result<Box<dyn notify::Wat
 /// Whether a message should cut a slice of background work short: not for
 /// events on hidden files or editor and transfer temp files only.
 fn may_matter(msg: &Msg) -> bool {
-    let Msg::Paths(paths) = msg else {
+    let Msg::Paths(paths, _) = msg else {
         return true;
     };
     paths.iter().any(|p| {
@@ -277,9 +279,12 @@ pub fn run(
             },
             _ => rx.recv_timeout(wait.min(BEAT)),
         };
+        // When the newest event of the batch came.
+        let mut newest = Instant::now();
         match received {
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return engine,
             Ok(msg) => {
+                newest = came_at(&msg);
                 if collect(msg, &mut paths, &mut full, &mut new_config) {
                     return engine;
                 }
@@ -299,8 +304,9 @@ pub fn run(
                 }
             }
         }
-        // Debounce: until the folder has been quiet for `debounce`, but
-        // never longer than a few seconds in all.
+        // Debounce: until the folder has been quiet for `debounce` since
+        // the newest event (which may have come while the last publish was
+        // under way), but never longer than a few seconds in all.
         let debounce = engine.config().watch.debounce;
         let give_up = Instant::now() + (debounce * 20).max(Duration::from_secs(2));
         loop {
@@ -308,8 +314,11 @@ pub fn run(
             if left.is_zero() {
                 break;
             }
-            match rx.recv_timeout(debounce.min(left)) {
+            let quiet_for = (newest + debounce).saturating_duration_since(Instant::now());
+            // (A zero wait still takes a message that is there.)
+            match rx.recv_timeout(quiet_for.min(left)) {
                 Ok(msg) => {
+                    newest = newest.max(came_at(&msg));
                     if collect(msg, &mut paths, &mut full, &mut new_config) {
                         return engine;
                     }
@@ -418,7 +427,7 @@ fn collect(
             }
             *new_config = Some((config, reply));
         }
-        Msg::Paths(p) => paths.extend(p),
+        Msg::Paths(p, _) => paths.extend(p),
         Msg::Rescan(why) => {
             if !*full {
                 warn!(reason = %why, "full rescan");
@@ -429,6 +438,14 @@ fn collect(
         Msg::Shutdown => return true,
     }
     false
+}
+
+/// When a message's event came (others: now).
+fn came_at(msg: &Msg) -> Instant {
+    match msg {
+        Msg::Paths(_, at) => *at,
+        _ => Instant::now(),
+    }
 }
 
 fn canonical_root(engine: &Engine) -> Option<PathBuf> {
@@ -466,7 +483,8 @@ mod tests {
 
     #[test]
     fn hidden_and_temp_files_do_not_cut_background_work_short() {
-        let paths = |ps: &[&str]| Msg::Paths(ps.iter().map(PathBuf::from).collect());
+        let paths =
+            |ps: &[&str]| Msg::Paths(ps.iter().map(PathBuf::from).collect(), Instant::now());
         assert!(may_matter(&paths(&["/w/a.txt"])));
         assert!(may_matter(&paths(&["/w/.a.txt.swp", "/w/b.md"])));
         assert!(!may_matter(&paths(&[
@@ -554,7 +572,7 @@ mod tests {
                 while slices.load(std::sync::atomic::Ordering::SeqCst) < 50 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                let _ = tx.send(Msg::Paths(vec![dropped]));
+                let _ = tx.send(Msg::Paths(vec![dropped], Instant::now()));
                 while slices.load(std::sync::atomic::Ordering::SeqCst) < 200 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
