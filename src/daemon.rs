@@ -166,7 +166,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 if let Some(synced) = initial {
                     let t = std::time::Instant::now();
                     let ok = if synced.everything {
-                        publisher.write(&mut engine, &synced)
+                        publisher.write(&mut engine, synced)
                     } else {
                         let written = engine.write_changes(&synced);
                         if let Ok(r) = &written {
@@ -178,7 +178,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         publisher.metrics.disk(false);
                     }
                 }
-                let engine = watch::run(engine, early, rx, watcher_tx, thread_metrics, &mut publisher);
+                let mut engine = watch::run(engine, early, rx, watcher_tx, thread_metrics, &mut publisher);
+                // Changes not written yet are few (the documents the last
+                // publishes touched): written now, not left for a start
+                // that would then rewrite the whole folder.
+                if engine.pending_write() {
+                    if let Err(e) = engine.continue_pending_write(Duration::MAX, &|| false) {
+                        log_written(&Err(e));
+                    }
+                }
                 if engine.full_write_pending() {
                     info!("stopped writing the feeds folder for shutdown; the next start completes it");
                 }
@@ -303,6 +311,7 @@ struct Publisher {
 impl watch::Publisher for Publisher {
     fn publish(&mut self, engine: &mut Engine, synced: Synced) {
         let started = std::time::Instant::now();
+        let mut synced = synced;
         log_synced(&synced);
         if synced.changed() {
             let now = pipeline::now().timestamp();
@@ -318,17 +327,29 @@ impl watch::Publisher for Publisher {
             if let Ok(site) = engine.site() {
                 self.on_demand.published(site);
             }
+            // (The tag feeds it touched, for WebSub and the folder.)
+            if let Err(e) = engine.list_affected(&mut synced) {
+                warn!(error = %e, "cannot list the documents the change touched");
+            }
             self.websub.publish(&changed_feeds(&self.base_url, &synced));
             compress_into(&self.snap_tx, &todo);
         } else if !self.behind {
             return;
         }
-        let disk_ok = self.write(engine, &synced);
+        let disk_ok = self.write(engine, synced);
         debug!(
             ms = started.elapsed().as_millis() as u64,
-            "published to memory and disk"
+            "published; the feeds folder follows"
         );
-        let languages = engine.catalog().languages().unwrap_or_default();
+        let languages = engine.site().map_or_else(
+            |_| Vec::new(),
+            |s| {
+                s.languages
+                    .into_iter()
+                    .map(|(l, n)| (l.to_string(), n))
+                    .collect()
+            },
+        );
         self.metrics.published(
             started.elapsed(),
             disk_ok,
@@ -352,6 +373,28 @@ impl watch::Publisher for Publisher {
                 &std::mem::replace(&mut self.to_compress, rest),
             );
             return true;
+        }
+        if engine.pending_write() {
+            // What the last publishes changed, before the rest of a full
+            // write (which is complete only once this is written).
+            return match engine.continue_pending_write(FULL_WRITE_SLICE, interrupt) {
+                Ok(None) => true,
+                Ok(Some(r)) => {
+                    debug!(
+                        written = r.written,
+                        unchanged = r.unchanged,
+                        removed = r.removed,
+                        "changes written to the feeds folder"
+                    );
+                    engine.full_write_pending()
+                }
+                Err(e) => {
+                    self.outcome(Err(e));
+                    self.metrics.disk(false);
+                    systemd::status(&self.metrics.status_line());
+                    false
+                }
+            };
         }
         if !engine.full_write_pending() {
             return false;
@@ -393,11 +436,12 @@ impl watch::Publisher for Publisher {
 }
 
 impl Publisher {
-    /// Writes a sync to the feeds folder: its changes at once, or, when
-    /// everything must be written (a first start, a new configuration, a
-    /// folder left behind by a failed write), begins a full write that
-    /// [`watch::Publisher::idle`] carries on. Returns whether it worked.
-    fn write(&mut self, engine: &mut Engine, synced: &Synced) -> bool {
+    /// Writes a sync to the feeds folder: its changes, or, when everything
+    /// must be written (a first start, a new configuration, a folder left
+    /// behind by a failed write), all of it. Either way
+    /// [`watch::Publisher::idle`] does the work, a slice at a time while
+    /// the watch folder is quiet. Returns whether it could begin.
+    fn write(&mut self, engine: &mut Engine, synced: Synced) -> bool {
         if self.behind || synced.everything {
             let began = engine.begin_full_write();
             if began.is_ok() {
@@ -407,8 +451,8 @@ impl Publisher {
             }
             return self.outcome(began.map(|()| Default::default()));
         }
-        let written = engine.write_changes(synced);
-        self.outcome(written)
+        let queued = engine.queue_write(synced);
+        self.outcome(queued.map(|()| Default::default()))
     }
 
     /// Whether a write worked; a failure is logged and leaves the folder

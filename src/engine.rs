@@ -68,8 +68,13 @@ pub struct Synced {
     pub documents: Vec<Document>,
     /// Hot documents that no longer exist (a language with no entries left).
     pub removed: Vec<String>,
-    /// Other documents the changes touched (rendered when written).
+    /// Other documents the changes touched (rendered when written): those
+    /// of languages that went, and, once [`Engine::list_affected`] has
+    /// run, every one the changes touched (a few queries per scope, up to
+    /// ~100 ms at 100,000 entries, so not before the change is visible).
     pub affected: Vec<Doc>,
+    /// Whether `affected` lists everything the changes touched.
+    pub affected_listed: bool,
     /// Too much changed to list: the whole feeds folder must be rewritten.
     pub everything: bool,
     /// Entries that could not be listed: (path, error).
@@ -102,6 +107,30 @@ pub struct Engine {
     languages: Option<BTreeSet<String>>,
     /// A write of the whole feeds folder under way.
     full_write: Option<FullWrite>,
+    /// What publishes changed in the feeds folder and is not written yet.
+    pending: Option<PendingWrite>,
+    /// What the renderers need, as of the last sync (the languages take a
+    /// query of ~10-20 ms at 100,000 entries, and a publish needs them
+    /// several times). Emptied whenever the catalog or the configuration
+    /// changes.
+    site: std::cell::RefCell<Option<Site>>,
+}
+
+/// What publishes changed in the feeds folder and is not written yet: the
+/// daemon makes a change visible, then writes it to the folder a slice at
+/// a time while the watch folder is quiet, so that writing the tag feeds
+/// and archives one change touched (up to a second at 100,000 entries)
+/// never delays the next change.
+struct PendingWrite {
+    /// Documents rendered by the syncs, and paths they removed (`None`),
+    /// by path: a later sync's version replaces an earlier one.
+    staged: BTreeMap<String, Option<Document>>,
+    /// Documents to render when written (as the catalog is then, which is
+    /// never older than the syncs that touched them).
+    docs: BTreeSet<Doc>,
+    /// Its own writer, opened by the first slice (`None` while a full
+    /// write is under way: it goes through that one's).
+    writer: Option<publish::Writer>,
 }
 
 /// A write of every document, done a slice at a time so that the daemon
@@ -163,6 +192,8 @@ impl Engine {
             first_run,
             languages: None,
             full_write: None,
+            pending: None,
+            site: Default::default(),
         })
     }
 
@@ -217,6 +248,7 @@ impl Engine {
     /// Takes a new configuration (reload). Ids stay as they were.
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
+        self.forget_site();
         if let Some(full) = &mut self.full_write {
             full.site = None; // the title or base URL may differ
         }
@@ -226,6 +258,7 @@ impl Engine {
     /// every hot document and asks for the whole feeds folder to be
     /// rewritten (start-up, `build`, a reload).
     pub fn sync_full(&mut self, everything: bool) -> Result<Synced, EngineError> {
+        self.forget_site();
         let started = std::time::Instant::now();
         let watch = &self.config.paths.watch;
         // The folder is listed while the catalog's rows are read: on a
@@ -345,6 +378,7 @@ impl Engine {
     /// Looks only at the given paths (relative to the watch folder; files or
     /// folders, present or gone) and publishes.
     pub fn sync_paths(&mut self, rels: &[String]) -> Result<Synced, EngineError> {
+        self.forget_site();
         let watch = self.config.paths.watch.clone();
         let mut files = BTreeMap::new();
         let mut errors = Vec::new();
@@ -409,6 +443,7 @@ impl Engine {
         if let Some(full) = &mut self.full_write {
             full.site = None; // the catalog may change
         }
+        self.forget_site();
         let refreshed = self.catalog.refresh(now)?;
         for id in &refreshed.changed {
             if let Some(e) = self.catalog.entry(id)? {
@@ -425,7 +460,12 @@ impl Engine {
             .map(|(l, _)| l.primary().to_string())
             .collect();
         let layout = self.layout(&site);
-        let everything = everything || plan.footprints.len() > MANY;
+        // Every page lists the languages (in its links and header): when
+        // they change, the whole folder does.
+        let languages_changed = languages_before
+            .as_ref()
+            .is_some_and(|before| *before != languages_now);
+        let everything = everything || plan.footprints.len() > MANY || languages_changed;
         let hot: Vec<Doc> = if everything || languages_before.as_ref() != Some(&languages_now) {
             // The index pages list every language: all of them change.
             layout.hot()
@@ -445,11 +485,9 @@ impl Engine {
                 .collect()
         };
         let (documents, mut removed) = layout.render_all(&hot)?;
-        let mut affected = if everything {
-            Vec::new()
-        } else {
-            layout.affected(&plan.footprints)?
-        };
+        // The rest of what the changes touched is listed by
+        // `list_affected`, once the change is visible.
+        let mut affected = Vec::new();
         let languages_before_set = languages_before.as_ref();
         for lang in languages_before_set
             .cloned()
@@ -478,7 +516,12 @@ impl Engine {
             }
         }
         self.languages = Some(languages_now);
-        if !documents.is_empty() || !removed.is_empty() || !affected.is_empty() || everything {
+        if !documents.is_empty()
+            || !removed.is_empty()
+            || !affected.is_empty()
+            || !plan.footprints.is_empty()
+            || everything
+        {
             // Until this sync is on disk, the feeds folder is behind.
             self.catalog.set_meta(FEEDS_WRITTEN, "")?;
         }
@@ -494,6 +537,7 @@ impl Engine {
             documents,
             removed,
             affected,
+            affected_listed: everything,
             everything,
             scan_errors,
             next_due: refreshed.next,
@@ -550,20 +594,158 @@ impl Engine {
     ) -> Result<WriteReport, EngineError> {
         let site = self.site()?;
         let layout = self.layout(&site);
+        let mut affected = synced.affected.clone();
+        if !synced.affected_listed {
+            affected.extend(layout.affected(&synced.plan.footprints)?);
+        }
         let Some(full) = full else {
             let mut w = publish::Writer::open(&self.config.paths.feeds)?;
-            write_synced(&layout, &mut w, synced, |_, _| {})?;
+            write_synced(&layout, &mut w, synced, &affected, |_, _| {})?;
             return Ok(w.finish()?);
         };
         let before = full.writer.report().clone();
         let keep = &mut full.keep;
-        write_synced(&layout, &mut full.writer, synced, |written, gone| {
-            keep.extend(written.iter().map(|d| d.path.clone()));
-            for p in gone {
-                keep.remove(p);
-            }
-        })?;
+        write_synced(
+            &layout,
+            &mut full.writer,
+            synced,
+            &affected,
+            |written, gone| note_kept(keep, written, gone),
+        )?;
         Ok(full.writer.report().since(&before))
+    }
+
+    /// Adds to `synced.affected` every other document its changes touched
+    /// (tag feeds, pages, archives, OPML). Call it before the next sync:
+    /// the archives it lists are those around where the entries are now.
+    pub fn list_affected(&self, synced: &mut Synced) -> Result<(), EngineError> {
+        if synced.affected_listed {
+            return Ok(());
+        }
+        let site = self.site()?;
+        let mut touched = self.layout(&site).affected(&synced.plan.footprints)?;
+        touched.retain(|d| !synced.affected.contains(d));
+        synced.affected.extend(touched);
+        synced.affected_listed = true;
+        Ok(())
+    }
+
+    /// Takes a sync's changes to the feeds folder, to be written by
+    /// [`Engine::continue_pending_write`] (with those of other syncs not
+    /// written yet). A sync of everything is a full write's job instead
+    /// ([`Engine::begin_full_write`]); this takes only its listed changes.
+    pub fn queue_write(&mut self, synced: Synced) -> Result<(), EngineError> {
+        let mut synced = synced;
+        self.list_affected(&mut synced)?;
+        let pending = self.pending.get_or_insert_with(|| PendingWrite {
+            staged: BTreeMap::new(),
+            docs: BTreeSet::new(),
+            writer: None,
+        });
+        for path in synced.removed {
+            pending.staged.insert(path, None);
+        }
+        for doc in synced.documents {
+            pending.staged.insert(doc.path.clone(), Some(doc));
+        }
+        pending.docs.extend(synced.affected);
+        Ok(())
+    }
+
+    /// Whether changes wait to be written ([`Engine::queue_write`]).
+    pub fn pending_write(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Writes what [`Engine::queue_write`] took: the rendered documents and
+    /// removals first, then the touched documents, rendered now, for about
+    /// `budget` or until `interrupt` says that something waits. `Some` with
+    /// what was written once everything is in place (the folder is then
+    /// complete again, unless a full write is under way). An error drops
+    /// what was waiting: the folder is behind, and the caller writes it
+    /// whole.
+    pub fn continue_pending_write(
+        &mut self,
+        budget: std::time::Duration,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<WriteReport>, EngineError> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(None);
+        };
+        let deadline = std::time::Instant::now().checked_add(budget);
+        let stop = || interrupt() || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        let mut full = self.full_write.take();
+        let result = self.pending_slice(&mut pending, full.as_mut(), &stop);
+        self.full_write = full;
+        let done = result?;
+        if !done {
+            self.pending = Some(pending);
+            return Ok(None);
+        }
+        let Some(writer) = pending.writer.take() else {
+            // Through the full write's writer, which puts it in place.
+            return Ok(Some(WriteReport::default()));
+        };
+        let report = writer.finish()?;
+        if self.full_write.is_none() {
+            self.catalog.set_meta(FEEDS_WRITTEN, &self.fingerprint())?;
+        }
+        Ok(Some(report))
+    }
+
+    /// One slice of [`Engine::continue_pending_write`]; whether all of it
+    /// is staged (and, with its own writer, put in place).
+    fn pending_slice(
+        &self,
+        pending: &mut PendingWrite,
+        full: Option<&mut FullWrite>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, EngineError> {
+        let (writer, mut keep) = match full {
+            Some(full) => (&mut full.writer, Some(&mut full.keep)),
+            None => match &mut pending.writer {
+                Some(w) => (w, None),
+                None => (
+                    pending
+                        .writer
+                        .insert(publish::Writer::open(&self.config.paths.feeds)?),
+                    None,
+                ),
+            },
+        };
+        let mut written = Vec::new();
+        let mut gone = Vec::new();
+        for (path, doc) in std::mem::take(&mut pending.staged) {
+            match doc {
+                Some(d) => written.push(d),
+                None => gone.push(path),
+            }
+        }
+        writer.remove(&gone)?;
+        writer.stage(&written)?;
+        if let Some(keep) = keep.as_deref_mut() {
+            note_kept(keep, &written, &gone);
+        }
+        let site = self.site()?;
+        let layout = self.layout(&site);
+        while !pending.docs.is_empty() && !stop() {
+            // (A scope's formats are next to each other in the set, and a
+            // batch reads their entries once.)
+            let batch: Vec<Doc> = std::iter::from_fn(|| pending.docs.pop_first())
+                .take(4)
+                .collect();
+            let (docs, gone) = layout.render_all(&batch)?;
+            writer.remove(&gone)?;
+            writer.stage(&docs)?;
+            if let Some(keep) = keep.as_deref_mut() {
+                note_kept(keep, &docs, &gone);
+            }
+        }
+        if !pending.docs.is_empty() {
+            return Ok(false);
+        }
+        writer.commit()?;
+        Ok(true)
     }
 
     /// Starts rendering and writing every document, removing the files
@@ -571,6 +753,8 @@ impl Engine {
     /// does the work a slice at a time. Replaces a full write under way.
     pub fn begin_full_write(&mut self) -> Result<(), EngineError> {
         self.full_write = None;
+        // It writes everything as the catalog is then.
+        self.pending = None;
         let writer = publish::Writer::open(&self.config.paths.feeds)?;
         self.full_write = Some(FullWrite {
             fingerprint: self.fingerprint(),
@@ -697,7 +881,8 @@ impl Engine {
         full.writer.remove(&stale)?;
         full.writer.save_manifest()?;
         let report = full.writer.report().clone();
-        if full.fingerprint == self.fingerprint() {
+        // (Changes still waiting to be written: complete once they are.)
+        if full.fingerprint == self.fingerprint() && self.pending.is_none() {
             self.catalog.set_meta(FEEDS_WRITTEN, &full.fingerprint)?;
         }
         Ok(Some(report))
@@ -771,7 +956,17 @@ impl Engine {
 
     /// What the renderers need, as the catalog is now.
     pub fn site(&self) -> Result<Site, EngineError> {
-        site(&self.config, &self.catalog, &self.id_prefix, self.epoch)
+        if let Some(site) = self.site.borrow().as_ref() {
+            return Ok(site.clone());
+        }
+        let made = site(&self.config, &self.catalog, &self.id_prefix, self.epoch)?;
+        *self.site.borrow_mut() = Some(made.clone());
+        Ok(made)
+    }
+
+    /// The catalog or the configuration is about to change.
+    fn forget_site(&mut self) {
+        *self.site.get_mut() = None;
     }
 }
 
@@ -799,18 +994,28 @@ fn write_synced(
     layout: &Layout,
     w: &mut publish::Writer,
     synced: &Synced,
+    affected: &[Doc],
     mut note: impl FnMut(&[Document], &[String]),
 ) -> Result<(), EngineError> {
     w.write(&synced.documents)?;
     w.remove(&synced.removed)?;
     note(&synced.documents, &synced.removed);
-    for batch in synced.affected.chunks(64) {
+    for batch in affected.chunks(64) {
         let (docs, gone) = layout.render_all(batch)?;
         w.write(&docs)?;
         w.remove(&gone)?;
         note(&docs, &gone);
     }
     Ok(())
+}
+
+/// A full write keeps what changes wrote in between, and not what they
+/// removed.
+fn note_kept(keep: &mut BTreeSet<String>, written: &[Document], gone: &[String]) {
+    keep.extend(written.iter().map(|d| d.path.clone()));
+    for p in gone {
+        keep.remove(p);
+    }
 }
 
 /// Parses every file without changing anything (`herald check`): reads the
@@ -1029,20 +1234,16 @@ mod tests {
         assert!(engine.full_write_pending());
         assert!(!engine.feeds_complete());
 
-        // In between: a new language appears, an announcement goes.
-        std::fs::write(
-            watch.join("fr.txt"),
-            format!("Travaux\n\n{FRENCH}\n{FRENCH}\n"),
-        )
-        .expect("new file");
+        // In between: an announcement with new tags comes, another goes.
+        tagged(&watch, "de-1.md");
         std::fs::remove_file(watch.join("a-000.txt")).expect("remove");
         let changed = engine
-            .sync_paths(&["fr.txt".to_string(), "a-000.txt".to_string()])
+            .sync_paths(&["de-1.md".to_string(), "a-000.txt".to_string()])
             .expect("sync");
         assert!(!changed.everything);
         let report = engine.write_changes(&changed).expect("changes written");
         assert!(report.written > 0, "{report:?}");
-        assert!(feeds.join("fr/atom.xml").exists());
+        assert!(feeds.join("tags/bus/atom.xml").exists());
         // Still under way, and not complete.
         assert!(engine.full_write_pending());
         assert!(!engine.feeds_complete());
@@ -1062,7 +1263,7 @@ mod tests {
         assert!(!engine.full_write_pending());
         assert!(engine.feeds_complete());
         // What changes wrote in between is kept.
-        assert!(feeds.join("fr/atom.xml").exists());
+        assert!(feeds.join("tags/bus/atom.xml").exists());
 
         // The folder is what one uninterrupted write makes of the state:
         // writing everything again changes and removes nothing.
@@ -1073,6 +1274,149 @@ mod tests {
         let again = engine.write(&everything).expect("write everything");
         assert_eq!((again.written, again.removed), (0, 0), "{again:?}");
         // And the manifest lists exactly the files there.
+        assert_eq!(publish::read_manifest(&feeds), files(&feeds));
+    }
+
+    /// Writes the pending changes, alternating slices with no budget
+    /// (which stage what the syncs rendered and nothing more) and slices
+    /// with time enough for the rest; returns how many it took.
+    fn write_pending(engine: &mut Engine) -> usize {
+        let mut slices = 0;
+        while engine.pending_write() {
+            slices += 1;
+            assert!(slices < 100, "the pending write never ends");
+            let budget = if slices % 2 == 1 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(60)
+            };
+            engine
+                .continue_pending_write(budget, &|| false)
+                .expect("pending slice");
+        }
+        slices
+    }
+
+    /// A tagged German announcement in Markdown (German is one of the
+    /// site's languages already).
+    fn tagged(watch: &std::path::Path, name: &str) {
+        let german = TEXTS[1];
+        std::fs::write(
+            watch.join(name),
+            format!(
+                "---\ntitle: Bauarbeiten {name}\ntags: [Straßen, Bus]\n---\n{german}\n{german}\n"
+            ),
+        )
+        .expect("new file");
+    }
+
+    #[test]
+    fn changes_queued_by_several_syncs_and_written_later_leave_the_folder_as_one_write_would() {
+        let (dir, mut engine, feeds) = begun(36);
+        let watch = dir.path().join("watch");
+        while engine
+            .continue_full_write(Duration::MAX, &|| false)
+            .expect("full write")
+            .is_none()
+        {}
+        assert!(engine.feeds_complete());
+
+        // A tagged announcement: visible at once, on disk later.
+        tagged(&watch, "de-1.md");
+        let first = engine.sync_paths(&["de-1.md".to_string()]).expect("sync");
+        assert!(!first.affected_listed);
+        engine.queue_write(first).expect("queued");
+        assert!(engine.pending_write());
+        assert!(!engine.feeds_complete());
+        assert!(!feeds.join("tags/bus/atom.xml").exists());
+        // Interrupted at once: what the sync rendered is staged, the rest
+        // waits.
+        assert!(engine
+            .continue_pending_write(Duration::MAX, &|| true)
+            .expect("slice")
+            .is_none());
+        assert!(engine.pending_write());
+
+        // More changes before it is written: another tagged file, and
+        // one of the first announcements goes.
+        tagged(&watch, "de-2.md");
+        std::fs::remove_file(watch.join("a-002.txt")).expect("remove");
+        let second = engine
+            .sync_paths(&["de-2.md".to_string(), "a-002.txt".to_string()])
+            .expect("sync");
+        engine.queue_write(second).expect("queued");
+        let slices = write_pending(&mut engine);
+        assert!(slices > 1, "{slices}");
+        assert!(engine.feeds_complete());
+        assert!(feeds.join("tags/bus/atom.xml").exists());
+        assert!(feeds.join("de/tags/bus/rss.xml").exists());
+        assert!(!feeds.join("pl/a-002.html").exists());
+
+        // The tagged announcements go again: their tag's documents go
+        // (or stay for the withdrawn entries' tombstones) the same way.
+        std::fs::remove_file(watch.join("de-1.md")).expect("remove");
+        std::fs::remove_file(watch.join("de-2.md")).expect("remove");
+        let gone = engine
+            .sync_paths(&["de-1.md".to_string(), "de-2.md".to_string()])
+            .expect("sync");
+        assert!(!gone.everything);
+        engine.queue_write(gone).expect("queued");
+        write_pending(&mut engine);
+        assert!(!feeds.join("de/tags/bus/index.html").exists());
+
+        // Writing everything again changes and removes nothing, and the
+        // manifest lists exactly the files there.
+        let everything = Synced {
+            everything: true,
+            ..Default::default()
+        };
+        let again = engine.write(&everything).expect("write everything");
+        assert_eq!((again.written, again.removed), (0, 0), "{again:?}");
+        assert_eq!(publish::read_manifest(&feeds), files(&feeds));
+
+        // A new language changes every page (they list the languages):
+        // that is a full write's job.
+        std::fs::write(
+            watch.join("fr.txt"),
+            format!("Travaux\n\n{FRENCH}\n{FRENCH}\n"),
+        )
+        .expect("new file");
+        let french = engine.sync_paths(&["fr.txt".to_string()]).expect("sync");
+        assert!(french.everything);
+    }
+
+    #[test]
+    fn changes_queued_during_a_full_write_go_through_it_and_it_completes_after_them() {
+        let (dir, mut engine, feeds) = begun(36);
+        let watch = dir.path().join("watch");
+        slices(&mut engine, 5);
+        tagged(&watch, "de-1.md");
+        let changed = engine.sync_paths(&["de-1.md".to_string()]).expect("sync");
+        engine.queue_write(changed).expect("queued");
+        // Its changes first, through the full write's writer; the folder
+        // is complete only when both are done.
+        write_pending(&mut engine);
+        assert!(feeds.join("tags/bus/atom.xml").exists());
+        assert!(engine.full_write_pending());
+        assert!(!engine.feeds_complete());
+        tagged(&watch, "de-2.md");
+        let changed = engine.sync_paths(&["de-2.md".to_string()]).expect("sync");
+        engine.queue_write(changed).expect("queued");
+        // The full write ends first: not complete while changes wait.
+        while engine
+            .continue_full_write(Duration::MAX, &|| false)
+            .expect("full write")
+            .is_none()
+        {}
+        assert!(!engine.feeds_complete());
+        write_pending(&mut engine);
+        assert!(engine.feeds_complete());
+        let everything = Synced {
+            everything: true,
+            ..Default::default()
+        };
+        let again = engine.write(&everything).expect("write everything");
+        assert_eq!((again.written, again.removed), (0, 0), "{again:?}");
         assert_eq!(publish::read_manifest(&feeds), files(&feeds));
     }
 

@@ -184,7 +184,10 @@ fn head_with(site: &Site, lang: &LangTag, title: &str, dir: &str, extra: &str) -
     h
 }
 
-/// Links to the scope's feeds and to every language's index.
+/// Links to the scope's feeds and to every language's index. Only the
+/// home page (every entry's scope) shows how many entries each language
+/// has: it is rendered again whenever one is added or goes, and the other
+/// pages are not, on disk (100,000 entry pages).
 fn nav(h: &mut String, site: &Site, scope: &Scope) {
     let here = scope.dir();
     let _ = writeln!(
@@ -202,16 +205,21 @@ fn nav(h: &mut String, site: &Site, scope: &Scope) {
         "<li><a href=\"{}\">✱</a></li>",
         escape(&relative(&here, ""))
     );
+    let home = *scope == Scope::ALL;
     for (l, count) in &site.languages {
         let _ = write!(
             h,
-            "<li lang=\"{}\" dir=\"{}\"><a href=\"{}\" hreflang=\"{}\">{}</a> ({count})</li>",
+            "<li lang=\"{}\" dir=\"{}\"><a href=\"{}\" hreflang=\"{}\">{}</a>",
             escape(l.as_str()),
             if l.is_rtl() { "rtl" } else { "ltr" },
             escape(&relative(&here, &format!("{}/", l.primary()))),
             escape(l.as_str()),
             escape(l.name()),
         );
+        if home {
+            let _ = write!(h, " ({count})");
+        }
+        h.push_str("</li>");
     }
     h.push_str("</ul>\n");
 }
