@@ -277,12 +277,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// How long one slice of a full write of the feeds folder renders at most.
-/// It ends sooner when a file event comes (a change then waits for one
-/// document's rendering and the staging of what was rendered), but some
-/// steps cannot be cut: listing, one scope's archives, putting a batch in
-/// place. Slices run only when the watch folder is quiet (see `watch.rs`).
-const FULL_WRITE_SLICE: Duration = Duration::from_millis(20);
+/// How long one slice of a feeds-folder write (of everything, or of what
+/// publishes changed) renders at most. It ends sooner when a file event
+/// comes (a change then waits for one document's rendering, or one batch
+/// of four, and the staging of what was rendered), but some steps cannot
+/// be cut: listing, one scope's archives, putting a batch in place.
+/// Slices run only when the watch folder is quiet (see `watch.rs`).
+const WRITE_SLICE: Duration = Duration::from_millis(20);
 
 /// How many of the first publish's hot documents are compressed at a time
 /// (~2.5 ms each for a large site, on both cores).
@@ -377,7 +378,7 @@ impl watch::Publisher for Publisher {
         if engine.pending_write() {
             // What the last publishes changed, before the rest of a full
             // write (which is complete only once this is written).
-            return match engine.continue_pending_write(FULL_WRITE_SLICE, interrupt) {
+            return match engine.continue_pending_write(WRITE_SLICE, interrupt) {
                 Ok(None) => true,
                 Ok(Some(r)) => {
                     debug!(
@@ -399,7 +400,7 @@ impl watch::Publisher for Publisher {
         if !engine.full_write_pending() {
             return false;
         }
-        match engine.continue_full_write(FULL_WRITE_SLICE, interrupt) {
+        match engine.continue_full_write(WRITE_SLICE, interrupt) {
             Ok(None) => true,
             Ok(Some(r)) => {
                 let took = self.full_write_since.take().map(|t| t.elapsed());

@@ -33,6 +33,9 @@ use crate::scan;
 /// Catalog meta key: the fingerprint of the last complete write of the
 /// feeds folder ("" while a change is not on disk yet).
 const FEEDS_WRITTEN: &str = "feeds_written";
+/// Raised when what the documents look like changes within a version, so
+/// that a folder written before is rewritten (2: pages show no counts).
+const LAYOUT_REVISION: u32 = 2;
 /// Files planned and applied together in a full sync.
 const CHUNK: usize = 2_000;
 /// More changed entries than this in one sync: rewrite the whole feeds
@@ -105,6 +108,10 @@ pub struct Engine {
     first_run: bool,
     /// The languages of the last publish (`None` before the first).
     languages: Option<BTreeSet<String>>,
+    /// The languages the feeds folder was last written for (every page
+    /// lists them): those of the state at start-up, then of each sync.
+    /// `None` for a new state.
+    languages_written: Option<BTreeSet<String>>,
     /// A write of the whole feeds folder under way.
     full_write: Option<FullWrite>,
     /// What publishes changed in the feeds folder and is not written yet.
@@ -179,6 +186,11 @@ impl Engine {
     pub fn open(config: Config) -> Result<Engine, EngineError> {
         let catalog = Catalog::open(&config.paths.state)?;
         let first_run = catalog.is_new();
+        let languages_written = if first_run {
+            None
+        } else {
+            Some(primaries(catalog.languages()?))
+        };
         let now = pipeline::now();
         let (id_prefix, epoch) = identity(&catalog, &config, now, true)?;
         Ok(Engine {
@@ -191,6 +203,7 @@ impl Engine {
             epoch,
             first_run,
             languages: None,
+            languages_written,
             full_write: None,
             pending: None,
             site: Default::default(),
@@ -462,9 +475,10 @@ impl Engine {
         let layout = self.layout(&site);
         // Every page lists the languages (in its links and header): when
         // they change, the whole folder does.
-        let languages_changed = languages_before
+        let languages_changed = self
+            .languages_written
             .as_ref()
-            .is_some_and(|before| *before != languages_now);
+            .is_some_and(|written| *written != languages_now);
         let everything = everything || plan.footprints.len() > MANY || languages_changed;
         let hot: Vec<Doc> = if everything || languages_before.as_ref() != Some(&languages_now) {
             // The index pages list every language: all of them change.
@@ -515,6 +529,7 @@ impl Engine {
                 affected.push(Doc::Opml);
             }
         }
+        self.languages_written = Some(languages_now.clone());
         self.languages = Some(languages_now);
         if !documents.is_empty()
             || !removed.is_empty()
@@ -636,7 +651,12 @@ impl Engine {
     /// ([`Engine::begin_full_write`]); this takes only its listed changes.
     pub fn queue_write(&mut self, synced: Synced) -> Result<(), EngineError> {
         let mut synced = synced;
-        self.list_affected(&mut synced)?;
+        if let Err(e) = self.list_affected(&mut synced) {
+            // What waits would complete a folder that misses this sync:
+            // the caller writes everything instead.
+            self.pending = None;
+            return Err(e);
+        }
         let pending = self.pending.get_or_insert_with(|| PendingWrite {
             staged: BTreeMap::new(),
             docs: BTreeSet::new(),
@@ -673,11 +693,18 @@ impl Engine {
             return Ok(None);
         };
         let deadline = std::time::Instant::now().checked_add(budget);
-        let stop = || interrupt() || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        let out_of_time = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
         let mut full = self.full_write.take();
-        let result = self.pending_slice(&mut pending, full.as_mut(), &stop);
+        let done = match self.pending_slice(&mut pending, full.as_mut(), &out_of_time, interrupt) {
+            Ok(done) => done,
+            Err(e) => {
+                // Dropped with it: a full write that went on would mark
+                // the folder complete without these changes.
+                drop(full);
+                return Err(e);
+            }
+        };
         self.full_write = full;
-        let done = result?;
         if !done {
             self.pending = Some(pending);
             return Ok(None);
@@ -693,13 +720,17 @@ impl Engine {
         Ok(Some(report))
     }
 
-    /// One slice of [`Engine::continue_pending_write`]; whether all of it
-    /// is staged (and, with its own writer, put in place).
+    /// One slice of [`Engine::continue_pending_write`]: what the syncs
+    /// rendered, then at least one batch of the touched documents, more
+    /// while there is time and nothing waits; put in place unless
+    /// something waits (then the next slice does). Whether all of it is
+    /// in place.
     fn pending_slice(
         &self,
         pending: &mut PendingWrite,
         full: Option<&mut FullWrite>,
-        stop: &dyn Fn() -> bool,
+        out_of_time: &dyn Fn() -> bool,
+        interrupt: &dyn Fn() -> bool,
     ) -> Result<bool, EngineError> {
         let (writer, mut keep) = match full {
             Some(full) => (&mut full.writer, Some(&mut full.keep)),
@@ -728,7 +759,9 @@ impl Engine {
         }
         let site = self.site()?;
         let layout = self.layout(&site);
-        while !pending.docs.is_empty() && !stop() {
+        let mut first = true;
+        while !pending.docs.is_empty() && (first || !(interrupt() || out_of_time())) {
+            first = false;
             // (A scope's formats are next to each other in the set, and a
             // batch reads their entries once.)
             let batch: Vec<Doc> = std::iter::from_fn(|| pending.docs.pop_first())
@@ -741,11 +774,11 @@ impl Engine {
                 note_kept(keep, &docs, &gone);
             }
         }
-        if !pending.docs.is_empty() {
-            return Ok(false);
+        let done = pending.docs.is_empty();
+        if done || !interrupt() {
+            writer.commit()?;
         }
-        writer.commit()?;
-        Ok(true)
+        Ok(done)
     }
 
     /// Starts rendering and writing every document, removing the files
@@ -921,7 +954,7 @@ impl Engine {
     fn fingerprint(&self) -> String {
         let c = &self.config;
         let text = format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{}",
+            "{}.{LAYOUT_REVISION}|{}|{}|{}|{}|{}|{}|{}|{:?}|{}",
             crate::render::VERSION,
             c.site.base_url,
             c.site.title,
@@ -1007,6 +1040,15 @@ fn write_synced(
         note(&docs, &gone);
     }
     Ok(())
+}
+
+/// The primary language subtags of (language, count) rows.
+fn primaries(languages: Vec<(String, usize)>) -> BTreeSet<String> {
+    languages
+        .into_iter()
+        .filter_map(|(l, _)| LangTag::parse(&l))
+        .map(|t| t.primary().to_string())
+        .collect()
 }
 
 /// A full write keeps what changes wrote in between, and not what they
@@ -1176,12 +1218,17 @@ mod tests {
             let body = format!("Announcement {i}\n\n{text}\n{text}\n");
             std::fs::write(watch.join(format!("a-{i:03}.txt")), body).expect("announcement");
         }
-        let config = Config::parse(
+        let engine = Engine::open(config(dir.path())).expect("engine");
+        (dir, engine)
+    }
+
+    /// The configuration of [`site`]'s folder.
+    fn config(dir: &std::path::Path) -> Config {
+        Config::parse(
             "[site]\ntitle = \"Test city\"\nbase_url = \"https://news.example.org/\"\n[feeds]\nmax_entries = 5\n",
-            &dir.path().join("config.toml"),
+            &dir.join("config.toml"),
         )
-        .expect("config");
-        (dir, Engine::open(config).expect("engine"))
+        .expect("config")
     }
 
     /// A site of `n` announcements, synced, its full write begun; and its
@@ -1418,6 +1465,88 @@ mod tests {
         let again = engine.write(&everything).expect("write everything");
         assert_eq!((again.written, again.removed), (0, 0), "{again:?}");
         assert_eq!(publish::read_manifest(&feeds), files(&feeds));
+    }
+
+    /// Puts a file where the feeds folder was: nothing can be written.
+    fn break_feeds(feeds: &std::path::Path) {
+        std::fs::rename(feeds, feeds.with_extension("old")).expect("moved away");
+        std::fs::write(feeds, "not a folder").expect("file in its place");
+    }
+
+    #[test]
+    fn a_failed_pending_write_leaves_the_folder_behind_and_ends_a_full_write_under_way() {
+        for during_full_write in [false, true] {
+            let (dir, mut engine, feeds) = begun(12);
+            let watch = dir.path().join("watch");
+            if during_full_write {
+                slices(&mut engine, 3);
+            } else {
+                while engine
+                    .continue_full_write(Duration::MAX, &|| false)
+                    .expect("full write")
+                    .is_none()
+                {}
+            }
+            tagged(&watch, "de-1.md");
+            let changed = engine.sync_paths(&["de-1.md".to_string()]).expect("sync");
+            engine.queue_write(changed).expect("queued");
+            break_feeds(&feeds);
+            assert!(engine
+                .continue_pending_write(Duration::MAX, &|| false)
+                .is_err());
+            assert!(!engine.pending_write());
+            assert!(
+                !engine.full_write_pending(),
+                "a full write that went on would end complete without the change"
+            );
+            assert!(!engine.feeds_complete());
+        }
+    }
+
+    #[test]
+    fn a_pending_write_interrupted_at_every_slice_still_ends() {
+        let (dir, mut engine, feeds) = begun(12);
+        let watch = dir.path().join("watch");
+        while engine
+            .continue_full_write(Duration::MAX, &|| false)
+            .expect("full write")
+            .is_none()
+        {}
+        tagged(&watch, "de-1.md");
+        let changed = engine.sync_paths(&["de-1.md".to_string()]).expect("sync");
+        engine.queue_write(changed).expect("queued");
+        let mut slices = 0;
+        while engine.pending_write() {
+            slices += 1;
+            assert!(slices < 100, "no progress");
+            engine
+                .continue_pending_write(Duration::ZERO, &|| true)
+                .expect("slice");
+        }
+        assert!(slices > 1);
+        assert!(engine.feeds_complete());
+        assert!(feeds.join("tags/bus/atom.xml").exists());
+    }
+
+    #[test]
+    fn a_language_that_came_while_herald_was_stopped_rewrites_the_whole_folder() {
+        let (dir, mut engine) = site(12);
+        let watch = dir.path().join("watch");
+        let first = engine.sync_full(true).expect("first sync");
+        engine.write(&first).expect("written");
+        drop(engine);
+        // Another German announcement: the same languages.
+        tagged(&watch, "de-1.md");
+        let mut engine = Engine::open(config(dir.path())).expect("engine");
+        assert!(!engine.sync_full(false).expect("sync").everything);
+        drop(engine);
+        std::fs::write(
+            watch.join("fr.txt"),
+            format!("Travaux\n\n{FRENCH}\n{FRENCH}\n"),
+        )
+        .expect("new file");
+        let mut engine = Engine::open(config(dir.path())).expect("engine");
+        assert!(engine.sync_full(false).expect("sync").everything);
     }
 
     #[test]

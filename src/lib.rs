@@ -35,11 +35,11 @@
 //! - [`render`]: entries -> RSS, Atom, JSON Feed, OPML and HTML bytes, pure.
 //! - [`publish`]: documents -> the feeds folder, atomically; the only writer there.
 //! - [`engine`]: configuration + state; runs one sync (scan, plan, apply, render, write);
-//!   writes the whole feeds folder a slice at a time when asked.
+//!   writes what publishes changed, or the whole feeds folder, a slice at a time when asked.
 //! - [`snapshot`]: the hot documents in memory, pre-compressed, with validators.
 //! - [`on_demand`]: the other documents, rendered per request, in a bounded cache.
 //! - [`watch`]: notify events -> debounced syncs, rescans; owns the engine's thread,
-//!   and gives background work (the slices of a full write) the quiet moments.
+//!   and gives background work (the slices of the feeds-folder writes) the quiet moments.
 //! - [`serve`]: one single-threaded runtime per core, connections spread
 //!   evenly over them (`serve/balance.rs`); answers from the snapshot and
 //!   on-demand documents only; the only HTTP server code: plain
@@ -50,7 +50,8 @@
 //!   `sendfile(2)` (no copy through user memory), the rest with `writev`.
 //! - [`websub`]: tells WebSub hubs which feeds changed (retries, back-off), never blocking a publish.
 //! - [`daemon`]: `herald serve` wiring, signals, reload, shutdown; the
-//!   publishing thread's order (memory, WebSub, the feeds folder).
+//!   publishing thread's order (memory, WebSub, then the feeds folder in
+//!   slices once the watch folder is quiet).
 //! - [`systemd`]: `sd_notify`, the watchdog period, socket activation.
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.

@@ -7,8 +7,8 @@
 //! A full rescan runs on notify's rescan signal (event-queue overflow), on
 //! any watcher error, periodically (`watch.rescan_interval_s`), and whenever
 //! the watch folder comes back after it was missing. Between syncs, the
-//! [`Publisher`]'s background work (a whole feeds-folder write) runs in
-//! slices while the folder is quiet.
+//! [`Publisher`]'s background work (writing what publishes changed, or the
+//! whole feeds folder, to disk) runs in slices while the folder is quiet.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -122,7 +122,7 @@ pub fn start_early(engine: &Engine, tx: Sender<Msg>) -> Option<Box<dyn notify::W
 pub trait Publisher {
     /// A sync's result: make it visible and write it.
     fn publish(&mut self, engine: &mut Engine, synced: Synced);
-    /// A short slice of background work (the daemon writes a whole feeds
+    /// A short slice of background work (the daemon writes the feeds
     /// folder this way), called while no event is waiting; returns whether
     /// more is left. Events are looked at between slices, so a slice
     /// should end soon after `interrupt` says that a file event came.
