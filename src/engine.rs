@@ -927,9 +927,9 @@ impl Engine {
     /// every entry through SQLite's page cache and left the last archives'
     /// pages there: the next publish then finds what it needs in memory
     /// even after the system has dropped its own cache of the state file.
-    /// (The count walks one index: 84 ms from disk at 100,000 entries,
-    /// 19 ms from memory; the first publish after a full write took
-    /// 87-95 ms to render instead of ~15 without this.)
+    /// (The first publish after a full write took 87-95 ms to render
+    /// instead of ~15 without this, mostly the count, which then walked an
+    /// index: 84 ms from disk at 100,000 entries. It is a few rows now.)
     pub fn reread_for_publishing(&self) -> Result<(), EngineError> {
         let site = self.site()?;
         self.layout(&site)
