@@ -1052,28 +1052,21 @@ impl Catalog {
         if !self.counted {
             return self.languages_walked();
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT lang, n FROM lang_counts WHERE n > 0 ORDER BY lang")
-            .map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
-            })
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+        self.language_rows("SELECT lang, n FROM lang_counts WHERE n > 0 ORDER BY lang")
     }
 
     /// [`Catalog::languages`] by walking the index (read-only connections,
     /// which keep no counts, and during an import).
     fn languages_walked(&self) -> Result<Vec<(String, usize)>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT lang_primary, COUNT(*) FROM entries WHERE visible = 1
-                 GROUP BY lang_primary ORDER BY lang_primary",
-            )
-            .map_err(|e| self.db_err(e))?;
+        self.language_rows(
+            "SELECT lang_primary, COUNT(*) FROM entries WHERE visible = 1
+             GROUP BY lang_primary ORDER BY lang_primary",
+        )
+    }
+
+    /// (language, count) rows of a query.
+    fn language_rows(&self, sql: &str) -> Result<Vec<(String, usize)>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.db_err(e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))

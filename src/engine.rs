@@ -692,8 +692,7 @@ impl Engine {
         let Some(mut pending) = self.pending.take() else {
             return Ok(None);
         };
-        let deadline = std::time::Instant::now().checked_add(budget);
-        let out_of_time = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        let out_of_time = out_of(budget);
         let mut full = self.full_write.take();
         let done = match self.pending_slice(&mut pending, full.as_mut(), &out_of_time, interrupt) {
             Ok(done) => done,
@@ -823,8 +822,8 @@ impl Engine {
         let Some(mut full) = self.full_write.take() else {
             return Ok(None);
         };
-        let deadline = std::time::Instant::now().checked_add(budget);
-        let stop = || interrupt() || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        let out_of_time = out_of(budget);
+        let stop = || interrupt() || out_of_time();
         // Kept between slices (the languages take a query of ~10 ms at
         // 100,000), made again after every sync.
         let site = match full.site.take() {
@@ -1040,6 +1039,12 @@ fn write_synced(
         note(&docs, &gone);
     }
     Ok(())
+}
+
+/// Whether `budget` from now has passed (never, for `Duration::MAX`).
+fn out_of(budget: std::time::Duration) -> impl Fn() -> bool {
+    let deadline = std::time::Instant::now().checked_add(budget);
+    move || deadline.is_some_and(|d| std::time::Instant::now() >= d)
 }
 
 /// The primary language subtags of (language, count) rows.
