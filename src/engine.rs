@@ -824,8 +824,7 @@ impl Engine {
         };
         let out_of_time = out_of(budget);
         let stop = || interrupt() || out_of_time();
-        // Kept between slices (the languages take a query of ~10 ms at
-        // 100,000), made again after every sync.
+        // Kept between slices, made again after every sync.
         let site = match full.site.take() {
             Some(site) => site,
             None => self.site()?,
