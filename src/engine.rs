@@ -116,10 +116,9 @@ pub struct Engine {
     full_write: Option<FullWrite>,
     /// What publishes changed in the feeds folder and is not written yet.
     pending: Option<PendingWrite>,
-    /// What the renderers need, as of the last sync (the languages take a
-    /// query of ~10-20 ms at 100,000 entries, and a publish needs them
-    /// several times). Emptied whenever the catalog or the configuration
-    /// changes.
+    /// What the renderers need, as of the last sync (a publish needs it
+    /// several times: rendering, the on-demand documents, the metrics).
+    /// Emptied whenever the catalog or the configuration changes.
     site: std::cell::RefCell<Option<Site>>,
 }
 
