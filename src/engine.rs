@@ -106,11 +106,12 @@ pub struct Engine {
     id_prefix: String,
     epoch: DateTime<FixedOffset>,
     first_run: bool,
-    /// The languages of the last publish (`None` before the first).
-    languages: Option<BTreeSet<String>>,
-    /// The languages the feeds folder was last written for (every page
-    /// lists them): those of the state at start-up, then of each sync.
-    /// `None` for a new state.
+    /// Whether a sync has rendered the hot documents since the engine was
+    /// opened (the first one renders all of them).
+    published: bool,
+    /// The languages of the last sync, which the feeds folder is written
+    /// for (every page lists them); before the first, those of the state
+    /// at start-up (`None` for a new state).
     languages_written: Option<BTreeSet<String>>,
     /// A write of the whole feeds folder under way.
     full_write: Option<FullWrite>,
@@ -148,8 +149,6 @@ struct FullWrite {
     fingerprint: String,
     /// Whether `all` and `scopes` were listed (by the first slice).
     listed: bool,
-    /// What the renderers need, as of the last sync.
-    site: Option<Site>,
     /// The documents being written: every one but the pages and archives
     /// (as listed by the first slice), then the pages a part at a time,
     /// then each scope's archives, each listed when the write gets to
@@ -201,7 +200,7 @@ impl Engine {
             id_prefix,
             epoch,
             first_run,
-            languages: None,
+            published: false,
             languages_written,
             full_write: None,
             pending: None,
@@ -261,9 +260,6 @@ impl Engine {
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
         self.forget_site();
-        if let Some(full) = &mut self.full_write {
-            full.site = None; // the title or base URL may differ
-        }
     }
 
     /// Scans the whole watch folder and publishes. `everything` re-renders
@@ -452,9 +448,6 @@ impl Engine {
         everything: bool,
     ) -> Result<Synced, EngineError> {
         let now = pipeline::now();
-        if let Some(full) = &mut self.full_write {
-            full.site = None; // the catalog may change
-        }
         self.forget_site();
         let refreshed = self.catalog.refresh(now)?;
         for id in &refreshed.changed {
@@ -462,7 +455,6 @@ impl Engine {
                 plan.footprints.push(Footprint::of(&e));
             }
         }
-        let languages_before = self.languages.take();
         self.first_run = false;
         let started = std::time::Instant::now();
         let site = self.site()?;
@@ -479,8 +471,7 @@ impl Engine {
             .as_ref()
             .is_some_and(|written| *written != languages_now);
         let everything = everything || plan.footprints.len() > MANY || languages_changed;
-        let hot: Vec<Doc> = if everything || languages_before.as_ref() != Some(&languages_now) {
-            // The index pages list every language: all of them change.
+        let hot: Vec<Doc> = if everything || !self.published {
             layout.hot()
         } else {
             let langs: BTreeSet<&str> = plan.footprints.iter().map(|f| f.lang.as_str()).collect();
@@ -501,12 +492,8 @@ impl Engine {
         // The rest of what the changes touched is listed by
         // `list_affected`, once the change is visible.
         let mut affected = Vec::new();
-        let languages_before_set = languages_before.as_ref();
-        for lang in languages_before_set
-            .cloned()
-            .unwrap_or_default()
-            .difference(&languages_now)
-        {
+        let languages_before = self.languages_written.take().unwrap_or_default();
+        for lang in languages_before.difference(&languages_now) {
             // No longer kept ready; its Atom feed lives on (on demand) as
             // long as it announces withdrawn entries.
             for file in ["rss.xml", "atom.xml", "feed.json", "index.html"] {
@@ -519,17 +506,8 @@ impl Engine {
                 });
             }
         }
-        if !everything
-            && languages_before_set != Some(&languages_now)
-            && !plan.footprints.is_empty()
-        {
-            // The OPML list names every language's feeds.
-            if !affected.contains(&Doc::Opml) {
-                affected.push(Doc::Opml);
-            }
-        }
-        self.languages_written = Some(languages_now.clone());
-        self.languages = Some(languages_now);
+        self.languages_written = Some(languages_now);
+        self.published = true;
         if !documents.is_empty()
             || !removed.is_empty()
             || !affected.is_empty()
@@ -790,7 +768,6 @@ impl Engine {
         self.full_write = Some(FullWrite {
             fingerprint: self.fingerprint(),
             listed: false,
-            site: None,
             pages_after: Some(String::new()),
             all: Vec::new(),
             scopes: Default::default(),
@@ -823,11 +800,7 @@ impl Engine {
         };
         let out_of_time = out_of(budget);
         let stop = || interrupt() || out_of_time();
-        // Kept between slices, made again after every sync.
-        let site = match full.site.take() {
-            Some(site) => site,
-            None => self.site()?,
-        };
+        let site = self.site()?;
         let layout = self.layout(&site);
         if !full.listed {
             // The first slice lists what to write (~0.13 s at 100,000).
@@ -842,7 +815,6 @@ impl Engine {
             full.all = all;
             full.scopes = scopes.into();
             full.listed = true;
-            full.site = Some(site);
             self.full_write = Some(full);
             return Ok(None);
         }
@@ -898,7 +870,6 @@ impl Engine {
             if (staged >= WRITE_BATCH_BYTES && !interrupt()) || staged >= 4 * WRITE_BATCH_BYTES {
                 full.writer.commit()?;
             }
-            full.site = Some(site);
             self.full_write = Some(full);
             return Ok(None);
         }
