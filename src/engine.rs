@@ -303,6 +303,7 @@ impl Engine {
         );
         let mut ctx = self.context(false);
         ctx.empty_catalog = self.catalog.is_empty()?;
+        let _burst = ctx.empty_catalog.then(crate::allocator::ImportBurst::begin);
         let mut plan = Plan::default();
         let (triaged, to_read) = pipeline::triage(&self.catalog, &listing.files, &known, &ctx)?;
         plan.extend(triaged);

@@ -56,6 +56,7 @@
 //! - [`metrics`]: counters for `/metrics`, the health verdict for `/healthz` and the watchdog.
 //! - [`report`]: per-file results for `check` and for logs.
 //! - [`logging`]: human, journald or JSON log output.
+//! - [`allocator`]: how long freed memory is kept (longer during a first import).
 //! - [`parallel`]: a function over a slice on all cores, results in order (listing the watch folder, parsing, compression).
 //! - `fuzzing`: the property the fuzz target (`fuzz/`) and its regression test check.
 //!
@@ -73,6 +74,7 @@
 //! - Output is a function of inputs and state: rebuilding without changes
 //!   gives byte-identical feeds.
 
+pub mod allocator;
 pub mod announcement;
 pub mod catalog;
 pub mod config;

@@ -21,16 +21,6 @@ use herald::{logging, report};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (`mimalloc.h`).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// How long (ms) freed memory is kept before it goes back to the system.
-/// mimalloc 3 keeps it for a second, so a burst (writing 160,000 documents
-/// after a first start) peaked at ~290 MB resident instead of ~215 MB; 10 ms
-/// (the value `mimalloc.h` documents) costs no measurable time. Set in code,
-/// so a `MIMALLOC_PURGE_DELAY` in the environment is overridden.
-const PURGE_DELAY_MS: std::ffi::c_long = 10;
-
 /// Exit code for a configuration that cannot be used (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
 
@@ -75,9 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // SAFETY: sets one of the allocator's integer options (read at each
-    // purge); no memory is involved.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    herald::allocator::steady();
     let cli = Cli::parse();
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
