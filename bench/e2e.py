@@ -339,6 +339,12 @@ def main():
                 f'[server]\nlisten = "127.0.0.1:{port}"\naccess_log = false\n'
                 f'[watch]\ndebounce_ms = {args.debounce_ms}\n')
     rows = []
+    # The generator's files (and Hugo's copy) are still being written back:
+    # a first start right after it shared the cores with the kernel's
+    # flusher (9.2-10.4 s in this script where the same binary took
+    # 7.6-9.2 s on a settled disk). An archive is on disk before herald
+    # first reads it, so the start is measured after a sync.
+    os.sync()
     h = Herald(args.binary, site, port)
     h.starts = 1
     first = h.start()
