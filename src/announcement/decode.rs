@@ -198,6 +198,18 @@ fn needs_cleaning(text: &str) -> bool {
     })
 }
 
+/// `text` with what [`clean`] removes removed, without a copy when there
+/// is nothing to remove. For text made after decoding: Markdown's character
+/// references (`&#1;`) and front matter's escapes (`"\x01"`) can make any
+/// character, and one that XML 1.0 forbids makes a whole feed unreadable.
+pub fn xml_safe(text: String) -> String {
+    if needs_cleaning(&text) {
+        clean(&text)
+    } else {
+        text
+    }
+}
+
 /// Normalises decoded text for XML 1.0 and for the parsers after it.
 pub fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

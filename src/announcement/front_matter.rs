@@ -92,7 +92,7 @@ fn parse_yaml(block: &str) -> Result<FrontMatter, FrontMatterError> {
 
 fn yaml_value(v: &Yaml) -> Value {
     match v {
-        Yaml::String(s) | Yaml::Real(s) => Value::Text(s.clone()),
+        Yaml::String(s) | Yaml::Real(s) => Value::Text(super::decode::xml_safe(s.clone())),
         Yaml::Integer(i) => Value::Text(i.to_string()),
         Yaml::Boolean(b) => Value::Text(b.to_string()),
         Yaml::Array(items) => Value::List(items.iter().map(yaml_value).collect()),
@@ -121,7 +121,7 @@ fn parse_toml(block: &str) -> Result<FrontMatter, FrontMatterError> {
 
 fn toml_value(v: &toml::Value) -> Value {
     match v {
-        toml::Value::String(s) => Value::Text(s.clone()),
+        toml::Value::String(s) => Value::Text(super::decode::xml_safe(s.clone())),
         toml::Value::Integer(i) => Value::Text(i.to_string()),
         toml::Value::Float(f) => Value::Text(f.to_string()),
         toml::Value::Boolean(b) => Value::Text(b.to_string()),

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
+use super::decode::xml_safe;
 use pulldown_cmark::{
     Alignment, CodeBlockKind, Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd,
 };
@@ -84,10 +85,11 @@ pub fn render(markdown: &str) -> Rendered {
         pulldown_cmark::html::push_html(&mut html, events.into_iter());
         html = sanitise(&html);
     }
+    // Character references can make characters that XML forbids.
     Rendered {
-        title,
-        html,
-        text: text.trim().to_string(),
+        title: title.map(xml_safe),
+        html: xml_safe(html),
+        text: xml_safe(text.trim().to_string()),
     }
 }
 

@@ -283,6 +283,36 @@ mod tests {
     }
 
     #[test]
+    fn characters_xml_forbids_never_come_out_of_references_or_escapes() {
+        let forbidden = |s: &str| {
+            s.chars().any(|c| {
+                (c < ' ' && !matches!(c, '\t' | '\n')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+            })
+        };
+        let md = "---\ntitle: \"Title \\x01 \\uFFFE end\"\nauthor: \"A\\x02\"\n\
+                  tags: [\"t\\x03\"]\nid: \"x\\x04y\"\nsummary: \"S\\x05\"\n---\n\
+                  Body &#1; and &#xFFFE; and &#x1b;[31m and &#13; [l](https://a.example \"t&#2;\")\n\n\
+                  `code &#1;` <b>&#3;</b>\n";
+        let a = parse_ok("a.md", md);
+        for field in [&a.title, &a.content_html, &a.summary]
+            .into_iter()
+            .chain(a.author.iter())
+            .chain(a.id.iter())
+            .chain(a.tags.iter())
+        {
+            assert!(!forbidden(field), "{field:?}");
+        }
+        assert_eq!(a.title, "Title end");
+        // Without front matter the title comes from the body.
+        let a = parse_ok("b.md", "# Head &#1;line\n\nText &#8; here.\n");
+        assert_eq!(a.title, "Head line");
+        assert!(!forbidden(&a.content_html) && !forbidden(&a.summary));
+        // A TOML block's escapes too.
+        let a = parse_ok("c.md", "+++\ntitle = \"T\\u0001\"\n+++\nText.\n");
+        assert_eq!(a.title, "T");
+    }
+
+    #[test]
     fn formats() {
         assert_eq!(Format::of("a/b.TXT"), Some(Format::Text));
         assert_eq!(Format::of("x.markdown"), Some(Format::Markdown));
