@@ -111,7 +111,7 @@ pub fn render(site: &Site, doc: &FeedDoc) -> Vec<u8> {
         Err(e) => unreachable!("writing Atom to memory failed: {e}"),
     }
     out.push(b'\n');
-    out
+    super::xml_chars_only(out)
 }
 
 fn link(href: String, rel: &str, mime: &str) -> Link {

@@ -60,7 +60,7 @@ pub fn render(site: &Site, tags: &[TagCount]) -> Vec<u8> {
         o.push_str("</outline>\n");
     }
     o.push_str("</body>\n</opml>\n");
-    o.into_bytes()
+    super::xml_chars_only(o.into_bytes())
 }
 
 /// The Atom and RSS outlines of one scope.

@@ -91,7 +91,7 @@ pub fn render(site: &Site, doc: &FeedDoc) -> Vec<u8> {
         Err(e) => unreachable!("writing RSS to memory failed: {e}"),
     }
     out.push(b'\n');
-    out
+    super::xml_chars_only(out)
 }
 
 fn item(site: &Site, e: &Entry) -> rss::Item {
