@@ -208,6 +208,7 @@ fn link_start(link_type: LinkType, dest: &str, title: &str) -> String {
     if link_type == LinkType::Email {
         href.push_str("mailto:");
     }
+    // Writing into a String cannot fail (the error type is `Infallible`).
     let _ = pulldown_cmark_escape::escape_href(&mut href, dest);
     let value = href.replace("&#x27;", "'").replace("&amp;", "&");
     let allowed = url::Url::parse(&value).is_ok_and(|u| URL_SCHEMES.contains(&u.scheme()));
