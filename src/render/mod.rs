@@ -256,7 +256,6 @@ pub fn encode_path(path: &str) -> String {
     out
 }
 
-/// The feed's `updated`: the newest entry's, never the build time.
 /// `doc` without the characters XML 1.0 forbids (C0 controls other than
 /// tab, newline and carriage return; U+FFFE, U+FFFF), one of which makes the
 /// whole document unreadable to a conforming parser. Parsing removes them
@@ -291,6 +290,7 @@ fn xml_chars_only(doc: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The feed's `updated`: the newest entry's, never the build time.
 pub fn newest_updated(site: &Site, entries: &[Entry]) -> DateTime<FixedOffset> {
     entries
         .iter()
