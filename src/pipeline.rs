@@ -528,7 +528,7 @@ pub type ReadResult = Result<(String, Result<Announcement, announcement::ParseEr
 
 /// Reads, hashes and parses files on all cores.
 pub fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
-    crate::parallel::map(files, |f| read_and_parse(f, ctx))
+    crate::parallel::map_reading(files, |f| read_and_parse(f, ctx))
 }
 
 fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {
