@@ -202,8 +202,9 @@ pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Dete
     let sample = prepare(text);
     // At least MIN_LETTERS letters (counting stops there).
     sample
+        .text
         .chars()
-        .filter(|c| c.is_alphabetic())
+        .filter(|&c| is_letter(c))
         .nth(MIN_LETTERS - 1)?;
     let languages = candidate_languages(allowed);
     match languages.len() {
@@ -227,7 +228,7 @@ pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Dete
         Guess::Unsure => languages,
     };
     let detector = detector_for(&languages);
-    let values = detector.compute_language_confidence_values(&sample);
+    let values = detector.compute_language_confidence_values(&sample.text);
     let (best, confidence) = *values.first()?;
     if confidence <= 0.0 {
         return None;
@@ -313,11 +314,11 @@ const FIRST_LOOK_CHARS: usize = 500;
 
 /// Step 1 of [`detect`]: CLD2's answer, checked against the candidates;
 /// on a long sample its first [`FIRST_LOOK_CHARS`] characters first.
-fn quick_guess(sample: &str, candidates: &[Language]) -> Guess {
+fn quick_guess(sample: &Sample, candidates: &[Language]) -> Guess {
     if let Some(lang) = first_look(sample, candidates) {
         return Guess::Sure(lang);
     }
-    let result = cld2::detect_language_ext(sample, cld2::Format::Text, &Default::default());
+    let result = cld2::detect_language_ext(&sample.text, cld2::Format::Text, &Default::default());
     let reliable = result.reliability == cld2::Reliability::Reliable;
     let Some(lang) = cld2_choice(&result, candidates) else {
         return unsure(&result, candidates);
@@ -330,7 +331,7 @@ fn quick_guess(sample: &str, candidates: &[Language]) -> Guess {
         .collect();
     cluster.sort();
     cluster.dedup();
-    if cluster.len() > 1 && !(reliable && sample.chars().nth(LONG_CHARS).is_some()) {
+    if cluster.len() > 1 && !(reliable && sample.long) {
         return Guess::Among(cluster);
     }
     if reliable {
@@ -340,7 +341,7 @@ fn quick_guess(sample: &str, candidates: &[Language]) -> Guess {
     // their relatives, so that lingua's models (~5 MB each) for the other
     // languages stay unloaded.
     match unsure(&result, candidates) {
-        Guess::Unsure if sample.chars().nth(LONG_CHARS).is_some() => Guess::Sure(lang),
+        Guess::Unsure if sample.long => Guess::Sure(lang),
         guess => guess,
     }
 }
@@ -355,9 +356,8 @@ fn quick_guess(sample: &str, candidates: &[Language]) -> Guess {
 /// Bosnian texts taken for Croatian); taken for every language, it turned
 /// 17 more of those Bosnian texts into Croatian and 2 of the 100,000
 /// Bokmål files into Nynorsk.
-fn first_look(sample: &str, candidates: &[Language]) -> Option<Language> {
-    let (cut, _) = sample.char_indices().nth(FIRST_LOOK_CHARS)?;
-    let head = &sample[..cut];
+fn first_look(sample: &Sample, candidates: &[Language]) -> Option<Language> {
+    let head = &sample.text[..sample.first_look_end?];
     let result = cld2::detect_language_ext(head, cld2::Format::Text, &Default::default());
     if result.reliability != cld2::Reliability::Reliable {
         return None;
@@ -458,11 +458,25 @@ fn detector_for(languages: &[Language]) -> Arc<LanguageDetector> {
         .clone()
 }
 
+/// What detection reads: the words of a text that carry language, and
+/// what the steps ask of them, counted while the words are collected.
+struct Sample {
+    text: String,
+    /// Where the first [`FIRST_LOOK_CHARS`] characters end, when `text`
+    /// is longer than that.
+    first_look_end: Option<usize>,
+    /// Whether `text` is longer than [`LONG_CHARS`] characters.
+    long: bool,
+}
+
 /// Drops what carries no language (URLs, e-mail addresses, numbers, phone
 /// numbers) and keeps the first [`MAX_CHARS`] characters of the rest.
-fn prepare(text: &str) -> String {
+fn prepare(text: &str) -> Sample {
     let mut out = String::with_capacity(text.len().min(MAX_CHARS * 2));
-    let mut chars = 0;
+    // `budget` is the stopping rule (each word's characters plus one);
+    // `chars` is the exact length of `out` in characters.
+    let (mut budget, mut chars) = (0, 0);
+    let mut first_look_end = None;
     for word in text.split_whitespace() {
         // (`contains(':')` first: a substring search costs more to set up
         // than a short word takes to scan.)
@@ -470,19 +484,44 @@ fn prepare(text: &str) -> String {
         if url || word.starts_with("www.") || word.contains('@') {
             continue;
         }
-        if !word.chars().any(|c| c.is_alphabetic()) {
+        if !word.chars().any(is_letter) {
             continue;
         }
         if !out.is_empty() {
             out.push(' ');
+            chars += 1;
+            if chars > FIRST_LOOK_CHARS && first_look_end.is_none() {
+                first_look_end = Some(out.len() - 1);
+            }
+        }
+        let word_chars = word.chars().count();
+        if first_look_end.is_none() && chars + word_chars > FIRST_LOOK_CHARS {
+            let inside = word
+                .char_indices()
+                .nth(FIRST_LOOK_CHARS - chars)
+                .map_or(word.len(), |(at, _)| at);
+            first_look_end = Some(out.len() + inside);
         }
         out.push_str(word);
-        chars += word.chars().count() + 1;
-        if chars >= MAX_CHARS {
+        chars += word_chars;
+        budget += word_chars + 1;
+        if budget >= MAX_CHARS {
             break;
         }
     }
-    out
+    Sample {
+        text: out,
+        first_look_end,
+        long: chars > LONG_CHARS,
+    }
+}
+
+/// `char::is_alphabetic`, answered without a table search for the
+/// letters of the Latin and Cyrillic blocks (every character in these
+/// ranges is alphabetic; a test checks each one).
+fn is_letter(c: char) -> bool {
+    matches!(c, 'a'..='z' | 'A'..='Z' | 'À'..='Ö' | 'Ø'..='ö' | 'ø'..='ɏ' | 'Ѐ'..='ҁ' | 'Ҋ'..='ӿ')
+        || c.is_alphabetic()
 }
 
 /// ISO 639-1 codes, sorted, for recognising language names in paths.
@@ -606,6 +645,80 @@ mod tests {
         assert!(!LangTag::parse("uk").unwrap().is_rtl());
     }
 
+    /// The sample as the steps of [`detect`] found it before [`prepare`]
+    /// counted its length: words filtered and joined, then the cut and the
+    /// length each counted on their own.
+    fn prepare_by_passes(text: &str) -> (String, Option<usize>, bool) {
+        let mut out = String::new();
+        let mut budget = 0;
+        for word in text.split_whitespace() {
+            let url = word.contains("://") || word.starts_with("www.") || word.contains('@');
+            if url || !word.chars().any(|c| c.is_alphabetic()) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+            budget += word.chars().count() + 1;
+            if budget >= MAX_CHARS {
+                break;
+            }
+        }
+        let cut = out.char_indices().nth(FIRST_LOOK_CHARS).map(|(i, _)| i);
+        let long = out.chars().nth(LONG_CHARS).is_some();
+        (out, cut, long)
+    }
+
+    fn prepared(text: &str) -> (String, Option<usize>, bool) {
+        let s = prepare(text);
+        (s.text, s.first_look_end, s.long)
+    }
+
+    #[test]
+    fn the_letter_ranges_hold_only_letters() {
+        let ranges = [
+            ('a', 'z'),
+            ('A', 'Z'),
+            ('À', 'Ö'),
+            ('Ø', 'ö'),
+            ('ø', 'ɏ'),
+            ('Ѐ', 'ҁ'),
+            ('Ҋ', 'ӿ'),
+        ];
+        for (from, to) in ranges {
+            for c in from..=to {
+                assert!(c.is_alphabetic(), "{c:?} U+{:04X}", c as u32);
+            }
+        }
+        for c in ['×', '÷', '҂', '\u{483}', '1', ' ', '@'] {
+            assert_eq!(is_letter(c), c.is_alphabetic(), "{c:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prepare_counts_as_the_passes_count(
+            s in "([a-zé]{0,9}[ \n\u{a0}\u{2003}]{1,2}|ж|日本|a:b|12 |https://a.b |x@y.z |www.q ){100,400}",
+        ) {
+            proptest::prop_assert_eq!(prepared(&s), prepare_by_passes(&s));
+        }
+    }
+
+    #[test]
+    fn prepare_counts_as_the_passes_count_on_the_evaluation_texts() {
+        let samples: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../tests/fixtures/lang_samples.json")).unwrap();
+        let texts: Vec<&str> = samples.iter().filter_map(|s| s["text"].as_str()).collect();
+        for window in texts.windows(3) {
+            let joined = window.join("\n\n");
+            assert_eq!(prepared(&joined), prepare_by_passes(&joined), "{joined}");
+        }
+        for short in ["", "a b", "1 2 3", "ab 12 c", "https://x.y/abc d@e.f"] {
+            assert_eq!(prepared(short), prepare_by_passes(short), "{short}");
+        }
+    }
+
     fn detect_primary(text: &str) -> Option<String> {
         let en = LangTag::parse("en").unwrap();
         detect(text, &[], &en).map(|d| d.lang.primary().to_string())
@@ -631,7 +744,8 @@ mod tests {
                 continue;
             };
             answered += 1;
-            let whole = cld2::detect_language_ext(&sample, cld2::Format::Text, &Default::default());
+            let whole =
+                cld2::detect_language_ext(&sample.text, cld2::Format::Text, &Default::default());
             assert_eq!(cld2_choice(&whole, SUPPORTED), Some(first), "{lang}");
         }
         // All but the languages read in full, and the few texts too short.
