@@ -356,9 +356,21 @@ pub fn squash_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let breaking = |c: char| c.is_whitespace() && !matches!(c, '\u{a0}' | '\u{202f}' | '\u{2007}');
     // Copies runs of non-breaking text whole; a space goes in before a run
-    // only when something came before it.
+    // only when something came before it. Only a byte that can begin a
+    // whitespace character is decoded: the rest is skipped a byte at a time.
+    let bytes = s.as_bytes();
     let mut run_start = None;
-    for (i, c) in s.char_indices() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !MAY_BEGIN_WHITESPACE[b as usize] {
+            run_start.get_or_insert(i);
+            i += 1;
+            continue;
+        }
+        // A byte that may begin whitespace is never a continuation byte,
+        // so `i` is a character boundary here.
+        let c = s[i..].chars().next().unwrap_or(' ');
         if breaking(c) {
             if let Some(start) = run_start.take() {
                 if !out.is_empty() {
@@ -366,9 +378,10 @@ pub fn squash_whitespace(s: &str) -> String {
                 }
                 out.push_str(&s[start..i]);
             }
-        } else if run_start.is_none() {
-            run_start = Some(i);
+        } else {
+            run_start.get_or_insert(i);
         }
+        i += c.len_utf8();
     }
     if let Some(start) = run_start {
         if !out.is_empty() {
@@ -379,18 +392,38 @@ pub fn squash_whitespace(s: &str) -> String {
     out
 }
 
+/// The bytes a whitespace character (`char::is_whitespace`) can begin
+/// with in UTF-8: ASCII tab to carriage return and space, and the lead
+/// bytes of U+0085/U+00A0, U+1680, U+2000–U+205F and U+3000.
+const MAY_BEGIN_WHITESPACE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x09;
+    while b <= 0x0d {
+        t[b] = true;
+        b += 1;
+    }
+    t[0x20] = true;
+    t[0xc2] = true;
+    t[0xe1] = true;
+    t[0xe2] = true;
+    t[0xe3] = true;
+    t
+};
+
 /// Escapes text for XML and HTML content and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 8);
     let mut done = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if !ESCAPED[b as usize] {
+            continue;
+        }
         let entity = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'"' => "&quot;",
-            b'\'' => "&#39;",
-            _ => continue,
+            _ => "&#39;",
         };
         out.push_str(&s[done..i]);
         out.push_str(entity);
@@ -399,6 +432,18 @@ pub fn escape(s: &str) -> String {
     out.push_str(&s[done..]);
     out
 }
+
+/// The bytes [`escape`] replaces: `&`, `<`, `>`, `"` and `'` (a table:
+/// one look-up per byte of text, most of which is left as it is).
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t
+};
 
 /// Paragraphs as HTML: `<p>`, with `<br>` between list-like lines.
 pub fn paragraphs_html(paragraphs: &[Paragraph]) -> String {
@@ -570,10 +615,39 @@ mod tests {
         }
 
         #[test]
-        fn squash_matches_split_and_join(s in "[a-z \n\t\u{a0}\u{2003}\u{202f}й]{0,40}") {
+        fn squash_matches_split_and_join(
+            s in "[a-z \n\t\r\u{85}\u{a0}\u{1680}\u{2003}\u{2007}\u{2028}\u{202f}\u{3000}й¢—…ᚁぁ]{0,40}",
+        ) {
             let breaking = |c: char| c.is_whitespace() && !matches!(c, '\u{a0}' | '\u{202f}' | '\u{2007}');
             let expected = s.split(breaking).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
             proptest::prop_assert_eq!(squash_whitespace(&s), expected);
+        }
+    }
+
+    #[test]
+    fn every_whitespace_character_begins_with_a_flagged_byte() {
+        let mut buf = [0u8; 4];
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            if c.is_whitespace() {
+                let first = c.encode_utf8(&mut buf).as_bytes()[0];
+                assert!(MAY_BEGIN_WHITESPACE[first as usize], "U+{:04X}", c as u32);
+            }
+        }
+        // And no continuation byte is flagged, so a flagged byte is a
+        // character boundary.
+        assert!((0x80..0xc0).all(|b| !MAY_BEGIN_WHITESPACE[b]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_replaces_exactly_the_five(s in "[a-zé&<>\"'; ]{0,40}") {
+            let expected = s
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;");
+            proptest::prop_assert_eq!(escape(&s), expected);
         }
     }
 
