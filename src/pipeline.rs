@@ -526,7 +526,7 @@ pub fn entry(a: Announcement, p: Placement) -> Entry {
 /// A file's bytes hashed and parsed, or why it could not be read.
 pub type ReadResult = Result<(String, Result<Announcement, announcement::ParseError>), String>;
 
-/// Reads, hashes and parses files on all cores.
+/// Reads, hashes and parses files on all cores (two threads per core).
 pub fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult> {
     crate::parallel::map_reading(files, |f| read_and_parse(f, ctx))
 }

@@ -395,20 +395,18 @@ pub fn squash_whitespace(s: &str) -> String {
 /// The bytes a whitespace character (`char::is_whitespace`) can begin
 /// with in UTF-8: ASCII tab to carriage return and space, and the lead
 /// bytes of U+0085/U+00A0, U+1680, U+2000–U+205F and U+3000.
-const MAY_BEGIN_WHITESPACE: [bool; 256] = {
+const MAY_BEGIN_WHITESPACE: [bool; 256] = byte_set(b"\t\n\x0b\x0c\r \xc2\xe1\xe2\xe3");
+
+/// A byte -> whether it is one of `bytes`, as a table.
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
-    let mut b = 0x09;
-    while b <= 0x0d {
-        t[b] = true;
-        b += 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
     }
-    t[0x20] = true;
-    t[0xc2] = true;
-    t[0xe1] = true;
-    t[0xe2] = true;
-    t[0xe3] = true;
     t
-};
+}
 
 /// Escapes text for XML and HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -435,15 +433,7 @@ pub fn escape(s: &str) -> String {
 
 /// The bytes [`escape`] replaces: `&`, `<`, `>`, `"` and `'` (a table:
 /// one look-up per byte of text, most of which is left as it is).
-const ESCAPED: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'&' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'>' as usize] = true;
-    t[b'"' as usize] = true;
-    t[b'\'' as usize] = true;
-    t
-};
+const ESCAPED: [bool; 256] = byte_set(b"&<>\"'");
 
 /// Paragraphs as HTML: `<p>`, with `<br>` between list-like lines.
 pub fn paragraphs_html(paragraphs: &[Paragraph]) -> String {
