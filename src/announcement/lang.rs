@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lingua::{Language, LanguageDetector, LanguageDetectorBuilder};
 
+use super::text::MAY_BEGIN_WHITESPACE;
+
 /// A valid, normalised BCP 47 language tag: `uk`, `pt-BR`, `sr-Latn`, `zh-Hant-TW`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LangTag(String);
@@ -199,10 +201,10 @@ const DEFAULT_MARGIN: f64 = 0.10;
 /// when empty). Returns `None` when the text has too few letters or no
 /// allowed language can be detected; the caller falls back to the default.
 pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Detection> {
-    let sample = prepare(text);
+    // The words as far as the first look: most texts need no more.
+    let head = Collector::new(text);
     // At least MIN_LETTERS letters (counting stops there).
-    sample
-        .text
+    head.text
         .chars()
         .filter(|&c| is_letter(c))
         .nth(MIN_LETTERS - 1)?;
@@ -217,6 +219,13 @@ pub fn detect(text: &str, allowed: &[LangTag], default: &LangTag) -> Option<Dete
         }
         _ => {}
     }
+    if let Some(lang) = first_look(&head, &languages) {
+        return Some(Detection {
+            lang: tag_of(lang)?,
+            confidence: 1.0,
+        });
+    }
+    let sample = head.finish();
     let languages = match quick_guess(&sample, &languages) {
         Guess::Sure(lang) => {
             return Some(Detection {
@@ -320,12 +329,9 @@ enum Guess {
 /// test text, its answer on all of it (see [`first_look`]).
 const FIRST_LOOK_CHARS: usize = 350;
 
-/// Step 1 of [`detect`]: CLD2's answer, checked against the candidates;
-/// on a long sample its first [`FIRST_LOOK_CHARS`] characters first.
+/// Step 1 of [`detect`] when the [`first_look`] did not settle it:
+/// CLD2's answer on the whole sample, checked against the candidates.
 fn quick_guess(sample: &Sample, candidates: &[Language]) -> Guess {
-    if let Some(lang) = first_look(sample, candidates) {
-        return Guess::Sure(lang);
-    }
     let result = cld2::detect_language_ext(&sample.text, cld2::Format::Text, &Default::default());
     let reliable = result.reliability == cld2::Reliability::Reliable;
     let Some(lang) = cld2_choice(&result, candidates) else {
@@ -366,7 +372,7 @@ fn quick_guess(sample: &Sample, candidates: &[Language]) -> Guess {
 /// of the 100,000 Bokmål files into Nynorsk. At 350 and at 300 characters
 /// every answer on both sets was the one at 500, text by text; at 250, 101
 /// Czech files of the corpus came out Slovak, so 350 keeps a margin.
-fn first_look(sample: &Sample, candidates: &[Language]) -> Option<Language> {
+fn first_look(sample: &Collector, candidates: &[Language]) -> Option<Language> {
     let head = &sample.text[..sample.first_look_end?];
     let result = cld2::detect_language_ext(head, cld2::Format::Text, &Default::default());
     if result.reliability != cld2::Reliability::Reliable {
@@ -479,51 +485,133 @@ struct Sample {
     long: bool,
 }
 
-/// Drops what carries no language (URLs, e-mail addresses, numbers, phone
-/// numbers) and keeps the first [`MAX_CHARS`] characters of the rest.
-fn prepare(text: &str) -> Sample {
-    let mut out = String::with_capacity(text.len().min(MAX_CHARS * 2));
-    // `budget` is the stopping rule (each word's characters plus one);
-    // `chars` is the exact length of `out` in characters.
-    let (mut budget, mut chars) = (0, 0);
-    let mut first_look_end = None;
-    for word in text.split_whitespace() {
-        // (`contains(':')` first: a substring search costs more to set up
-        // than a short word takes to scan.)
-        let url = word.contains(':') && word.contains("://");
-        if url || word.starts_with("www.") || word.contains('@') {
-            continue;
+/// Collects a [`Sample`]: the words that carry language (no URLs, e-mail
+/// addresses, numbers or phone numbers), up to [`MAX_CHARS`] characters.
+/// [`Collector::new`] stops at the end of the first look, which settles
+/// most texts; [`Collector::finish`] reads on.
+struct Collector<'a> {
+    source: &'a str,
+    /// Where the words not read yet begin in `source`.
+    at: usize,
+    text: String,
+    /// The stopping rule: each word's characters plus one.
+    budget: usize,
+    /// The exact length of `text` in characters.
+    chars: usize,
+    first_look_end: Option<usize>,
+    done: bool,
+}
+
+impl<'a> Collector<'a> {
+    /// The words of `text` as far as the first [`FIRST_LOOK_CHARS`]
+    /// characters (all of them when the text is shorter).
+    fn new(text: &'a str) -> Collector<'a> {
+        let mut c = Collector {
+            source: text,
+            at: 0,
+            text: String::with_capacity(text.len().min(MAX_CHARS * 2)),
+            budget: 0,
+            chars: 0,
+            first_look_end: None,
+            done: false,
+        };
+        c.collect(true);
+        c
+    }
+
+    /// The whole sample.
+    fn finish(mut self) -> Sample {
+        self.collect(false);
+        Sample {
+            text: self.text,
+            first_look_end: self.first_look_end,
+            long: self.chars > LONG_CHARS,
         }
-        if !word.chars().any(is_letter) {
-            continue;
+    }
+
+    fn collect(&mut self, first_look_only: bool) {
+        if self.done {
+            return;
         }
-        if !out.is_empty() {
-            out.push(' ');
-            chars += 1;
-            if chars > FIRST_LOOK_CHARS && first_look_end.is_none() {
-                first_look_end = Some(out.len() - 1);
+        while let Some((word, word_chars, marked)) = self.next_word() {
+            if marked && (word.contains("://") || word.contains('@')) || word.starts_with("www.") {
+                continue;
+            }
+            let ascii_letter = word.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
+            if !ascii_letter && !word.chars().any(is_letter) {
+                continue;
+            }
+            if !self.text.is_empty() {
+                self.text.push(' ');
+                self.chars += 1;
+                if self.chars > FIRST_LOOK_CHARS && self.first_look_end.is_none() {
+                    self.first_look_end = Some(self.text.len() - 1);
+                }
+            }
+            if self.first_look_end.is_none() && self.chars + word_chars > FIRST_LOOK_CHARS {
+                let inside = word
+                    .char_indices()
+                    .nth(FIRST_LOOK_CHARS - self.chars)
+                    .map_or(word.len(), |(at, _)| at);
+                self.first_look_end = Some(self.text.len() + inside);
+            }
+            self.text.push_str(word);
+            self.chars += word_chars;
+            self.budget += word_chars + 1;
+            if self.budget >= MAX_CHARS {
+                break;
+            }
+            if first_look_only && self.first_look_end.is_some() {
+                return;
             }
         }
-        let word_chars = word.chars().count();
-        if first_look_end.is_none() && chars + word_chars > FIRST_LOOK_CHARS {
-            let inside = word
-                .char_indices()
-                .nth(FIRST_LOOK_CHARS - chars)
-                .map_or(word.len(), |(at, _)| at);
-            first_look_end = Some(out.len() + inside);
-        }
-        out.push_str(word);
-        chars += word_chars;
-        budget += word_chars + 1;
-        if budget >= MAX_CHARS {
-            break;
-        }
+        self.done = true;
     }
-    Sample {
-        text: out,
-        first_look_end,
-        long: chars > LONG_CHARS,
+}
+
+impl<'a> Collector<'a> {
+    /// The next word of the source (split as `str::split_whitespace`
+    /// splits), its length in characters and whether it holds ':' or '@'
+    /// (a URL or an address may), all in one pass over its bytes: only a
+    /// byte that may begin whitespace is decoded.
+    fn next_word(&mut self) -> Option<(&'a str, usize, bool)> {
+        let source = self.source;
+        let bytes = source.as_bytes();
+        // A byte that may begin whitespace is never a continuation byte,
+        // so `at` is a character boundary where one is decoded.
+        let space_at = |at: usize| {
+            source
+                .get(at..)
+                .and_then(|rest| rest.chars().next())
+                .filter(|c| c.is_whitespace())
+                .map(char::len_utf8)
+        };
+        let mut at = self.at;
+        while at < bytes.len() && MAY_BEGIN_WHITESPACE[bytes[at] as usize] {
+            match space_at(at) {
+                Some(len) => at += len,
+                None => break,
+            }
+        }
+        let start = at;
+        let (mut chars, mut marked) = (0, false);
+        while let Some(&b) = bytes.get(at) {
+            if MAY_BEGIN_WHITESPACE[b as usize] && space_at(at).is_some() {
+                break;
+            }
+            chars += usize::from((b as i8) >= -0x40);
+            marked |= b == b':' || b == b'@';
+            at += 1;
+        }
+        self.at = at;
+        (at > start).then(|| (&source[start..at], chars, marked))
     }
+}
+
+/// The whole sample of `text` at once.
+#[cfg(test)]
+fn prepare(text: &str) -> Sample {
+    Collector::new(text).finish()
 }
 
 /// `char::is_alphabetic`, answered without a table search for the
@@ -680,8 +768,18 @@ mod tests {
         (out, cut, long)
     }
 
+    /// The whole sample, after checking that the collector's first stop
+    /// gives the first look what the whole sample would.
     fn prepared(text: &str) -> (String, Option<usize>, bool) {
-        let s = prepare(text);
+        let head = Collector::new(text);
+        let (head_text, head_cut) = (head.text.clone(), head.first_look_end);
+        let s = head.finish();
+        assert_eq!(head_cut, s.first_look_end, "{text}");
+        match head_cut {
+            Some(cut) => assert_eq!(head_text[..cut], s.text[..cut], "{text}"),
+            // A text that ends before the first look's length is read whole.
+            None => assert_eq!(head_text, s.text, "{text}"),
+        }
         (s.text, s.first_look_end, s.long)
     }
 
@@ -709,7 +807,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn prepare_counts_as_the_passes_count(
-            s in "([a-zé]{0,9}[ \n\u{a0}\u{2003}]{1,2}|ж|日本|a:b|12 |https://a.b |x@y.z |www.q ){100,400}",
+            s in "([a-zé]{0,9}[ \t\n\u{85}\u{a0}\u{1680}\u{2003}\u{202f}\u{3000}]{1,2}|ж|日本|a:b|12 |https://a.b |x@y.z |www.q |«»){100,400}",
         ) {
             proptest::prop_assert_eq!(prepared(&s), prepare_by_passes(&s));
         }
@@ -749,11 +847,12 @@ mod tests {
         }
         let mut answered = 0;
         for (lang, texts) in &by_lang {
-            let sample = prepare(&texts.join("\n\n"));
-            let Some(first) = first_look(&sample, SUPPORTED) else {
+            let joined = texts.join("\n\n");
+            let Some(first) = first_look(&Collector::new(&joined), SUPPORTED) else {
                 continue;
             };
             answered += 1;
+            let sample = prepare(&joined);
             let whole =
                 cld2::detect_language_ext(&sample.text, cld2::Format::Text, &Default::default());
             assert_eq!(cld2_choice(&whole, SUPPORTED), Some(first), "{lang}");
