@@ -502,6 +502,7 @@ impl Catalog {
                 });
             }
         }
+        drop_full_hash_index(&conn).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let mut c = Catalog {
             conn,
@@ -738,21 +739,31 @@ impl Catalog {
     /// A deleted entry whose file had exactly these bytes (newest first):
     /// a file moved out and back in, or renamed across two batches.
     pub fn deleted_by_hash(&self, hash: &str) -> Result<Option<Entry>, CatalogError> {
-        self.deleted_where("hash = ?1", hash)
+        self.deleted_where("entries_by_hash", "hash = ?1", hash)
     }
 
     /// A deleted entry that lived at this path: a file deleted and written
     /// again (some editors save that way) keeps its id.
     pub fn deleted_by_last_path(&self, path: &str) -> Result<Option<Entry>, CatalogError> {
-        self.deleted_where("last_path = ?1", path)
+        self.deleted_where("entries_by_last_path", "last_path = ?1", path)
     }
 
-    fn deleted_where(&self, condition: &str, value: &str) -> Result<Option<Entry>, CatalogError> {
+    /// The newest deleted entry meeting `condition`, looked up through
+    /// `index` (a partial index of deleted entries). Left to itself, the
+    /// planner walks every deleted entry through the index of paths
+    /// (`path IS NULL`) instead.
+    fn deleted_where(
+        &self,
+        index: &str,
+        condition: &str,
+        value: &str,
+    ) -> Result<Option<Entry>, CatalogError> {
         q(
             &self.conn,
             &format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries WHERE path IS NULL AND {condition}
-                     ORDER BY deleted_at DESC LIMIT 1"
+                "SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY {index}
+                   WHERE path IS NULL AND {condition}
+                   ORDER BY deleted_at DESC LIMIT 1"
             ),
             [value],
             entry_from,
@@ -1445,6 +1456,24 @@ fn insert_tags(tx: &rusqlite::Transaction, id: &str, tags: &[String]) -> rusqlit
     Ok(())
 }
 
+/// States written before 2026-12 indexed the hash of every entry; [`SCHEMA`]
+/// then makes the index of deleted entries' hashes in its place (its name
+/// kept, so that a query naming it works on either while `check` reads an
+/// older state).
+fn drop_full_hash_index(conn: &Connection) -> rusqlite::Result<()> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'entries_by_hash'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if sql.is_some_and(|sql| !sql.contains("WHERE")) {
+        conn.execute_batch("DROP INDEX entries_by_hash")?;
+    }
+    Ok(())
+}
+
 /// Takes the state's lock file, or says who holds it.
 fn take_lock(dir: &Path) -> Result<File, CatalogError> {
     let folder = |source| CatalogError::Folder {
@@ -1507,7 +1536,10 @@ CREATE TABLE IF NOT EXISTS entries (
     gone_comment TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_last_path ON entries (last_path) WHERE path IS NULL;
-CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (hash);
+-- Hashes are looked up among deleted entries only (a file moved back in):
+-- live rows stay out of this index, whose random 64-character keys made it
+-- the costliest part of an insert.
+CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (hash) WHERE path IS NULL;
 CREATE TABLE IF NOT EXISTS entry_tags (
     id   TEXT NOT NULL,
     slug TEXT NOT NULL,
@@ -1735,6 +1767,58 @@ mod tests {
         drop(c);
         let c = Catalog::open(dir.path()).unwrap();
         assert!(!c.is_new());
+    }
+
+    #[test]
+    fn deleted_entries_are_found_by_hash_through_a_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = at("2026-01-01T00:00:00Z");
+        {
+            let mut c = Catalog::open(dir.path()).unwrap();
+            let a = entry("a", "a.txt", "2025-01-01T00:00:00Z");
+            let b = entry("b", "b.txt", "2025-02-01T00:00:00Z");
+            c.apply(
+                &[Change::Upsert(Box::new(a)), Change::Upsert(Box::new(b))],
+                now,
+            )
+            .unwrap();
+            c.apply(
+                &[Change::Delete {
+                    id: "a".into(),
+                    at: now,
+                }],
+                now,
+            )
+            .unwrap();
+            // A state from before the partial index had one of every hash.
+            c.conn
+                .execute_batch(
+                    "DROP INDEX entries_by_hash; CREATE INDEX entries_by_hash ON entries (hash)",
+                )
+                .unwrap();
+        }
+        // `check` reads such a state as it is...
+        let old = Catalog::open_read_only(dir.path()).unwrap().unwrap();
+        let found = old.deleted_by_hash("h-a").unwrap().map(|e| e.id);
+        assert_eq!(found.as_deref(), Some("a"));
+        drop(old);
+        // ... and the daemon replaces the index.
+        let c = Catalog::open(dir.path()).unwrap();
+        let sql: String = c
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'entries_by_hash'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.ends_with("WHERE path IS NULL"), "{sql}");
+        let found = c.deleted_by_hash("h-a").unwrap().map(|e| e.id);
+        assert_eq!(found.as_deref(), Some("a"));
+        assert_eq!(c.deleted_by_hash("h-b").unwrap(), None, "b is live");
+        // (Both lookups name their index: a query fails if it cannot use it.)
+        let last = c.deleted_by_last_path("a.txt").unwrap().map(|e| e.id);
+        assert_eq!(last.as_deref(), Some("a"));
     }
 
     #[test]
