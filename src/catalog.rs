@@ -1777,19 +1777,16 @@ mod tests {
             let mut c = Catalog::open(dir.path()).unwrap();
             let a = entry("a", "a.txt", "2025-01-01T00:00:00Z");
             let b = entry("b", "b.txt", "2025-02-01T00:00:00Z");
-            c.apply(
-                &[Change::Upsert(Box::new(a)), Change::Upsert(Box::new(b))],
-                now,
-            )
-            .unwrap();
-            c.apply(
-                &[Change::Delete {
-                    id: "a".into(),
-                    at: now,
-                }],
-                now,
-            )
-            .unwrap();
+            let delete_a = Change::Delete {
+                id: "a".into(),
+                at: now,
+            };
+            let changes = [
+                Change::Upsert(Box::new(a)),
+                Change::Upsert(Box::new(b)),
+                delete_a,
+            ];
+            c.apply(&changes, now).unwrap();
             // A state from before the partial index had one of every hash.
             c.conn
                 .execute_batch(
