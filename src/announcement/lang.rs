@@ -372,9 +372,9 @@ fn quick_guess(sample: &Sample, candidates: &[Language]) -> Guess {
 /// of the 100,000 Bokmål files into Nynorsk. At 350 and at 300 characters
 /// every answer on both sets was the one at 500, text by text; at 250, 101
 /// Czech files of the corpus came out Slovak, so 350 keeps a margin.
-fn first_look(sample: &Collector, candidates: &[Language]) -> Option<Language> {
-    let head = &sample.text[..sample.first_look_end?];
-    let result = cld2::detect_language_ext(head, cld2::Format::Text, &Default::default());
+fn first_look(head: &Collector, candidates: &[Language]) -> Option<Language> {
+    let text = &head.text[..head.first_look_end?];
+    let result = cld2::detect_language_ext(text, cld2::Format::Text, &Default::default());
     if result.reliability != cld2::Reliability::Reliable {
         return None;
     }
@@ -567,9 +567,7 @@ impl<'a> Collector<'a> {
         }
         self.done = true;
     }
-}
 
-impl<'a> Collector<'a> {
     /// The next word of the source (split as `str::split_whitespace`
     /// splits), its length in characters and whether it holds ':' or '@'
     /// (a URL or an address may), all in one pass over its bytes: only a
