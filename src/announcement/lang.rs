@@ -499,7 +499,6 @@ struct Collector<'a> {
     /// The exact length of `text` in characters.
     chars: usize,
     first_look_end: Option<usize>,
-    done: bool,
 }
 
 impl<'a> Collector<'a> {
@@ -513,7 +512,6 @@ impl<'a> Collector<'a> {
             budget: 0,
             chars: 0,
             first_look_end: None,
-            done: false,
         };
         c.collect(true);
         c
@@ -529,11 +527,13 @@ impl<'a> Collector<'a> {
         }
     }
 
+    /// Reads words until the budget is spent or the text ends (or, with
+    /// `first_look_only`, the first look's cut is known).
     fn collect(&mut self, first_look_only: bool) {
-        if self.done {
-            return;
-        }
-        while let Some((word, word_chars, marked)) = self.next_word() {
+        while self.budget < MAX_CHARS {
+            let Some((word, word_chars, marked)) = self.next_word() else {
+                return;
+            };
             if marked && (word.contains("://") || word.contains('@')) || word.starts_with("www.") {
                 continue;
             }
@@ -558,14 +558,10 @@ impl<'a> Collector<'a> {
             self.text.push_str(word);
             self.chars += word_chars;
             self.budget += word_chars + 1;
-            if self.budget >= MAX_CHARS {
-                break;
-            }
             if first_look_only && self.first_look_end.is_some() {
                 return;
             }
         }
-        self.done = true;
     }
 
     /// The next word of the source (split as `str::split_whitespace`
