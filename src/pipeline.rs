@@ -147,36 +147,51 @@ pub fn plan(
 /// chunks are kept as 64-bit hashes (100,000 names in ~2 MB, not ~17).
 #[derive(Debug, Default)]
 pub struct Claimed {
-    /// This chunk's claims, exactly (not in the catalog yet).
-    ids: HashSet<String>,
+    /// This chunk's claims, exactly (not in the catalog yet): each id with
+    /// the path of the file that has it.
+    ids: HashMap<String, String>,
     slugs: HashSet<String>,
     /// Earlier chunks' claims (applied to the catalog by now), hashed.
     earlier_ids: HashSet<u64>,
     earlier_slugs: HashSet<u64>,
+    /// The chunks are not applied to the catalog between them (`herald
+    /// check`): every claim stays exact.
+    unapplied: bool,
 }
 
 impl Claimed {
+    /// Claims for chunks decided without applying any of them.
+    pub fn unapplied() -> Claimed {
+        Claimed {
+            unapplied: true,
+            ..Claimed::default()
+        }
+    }
+
     /// Called as a chunk begins: the previous chunk's claims are in the
     /// catalog now.
     fn next_chunk(&mut self) {
+        if self.unapplied {
+            return;
+        }
         self.earlier_ids
-            .extend(self.ids.drain().map(|s| name_hash(&s)));
+            .extend(self.ids.drain().map(|(id, _)| name_hash(&id)));
         self.earlier_slugs
             .extend(self.slugs.drain().map(|s| name_hash(&s)));
     }
 }
 
-/// Whether `name` is taken: claimed in this chunk, or in the catalog (asked
-/// only when it may hold other names, `stored`, or when the name's hash
-/// matches an earlier chunk's claim).
+/// Whether `name` is taken: claimed in this chunk (`exact`), or in the
+/// catalog (asked only when it may hold other names, `stored`, or when the
+/// name's hash matches an earlier chunk's claim).
 fn taken(
-    exact: &HashSet<String>,
+    exact: bool,
     earlier: &HashSet<u64>,
     name: &str,
     stored: bool,
     in_catalog: impl FnOnce(&str) -> Result<bool, CatalogError>,
 ) -> Result<bool, CatalogError> {
-    if exact.contains(name) {
+    if exact {
         return Ok(true);
     }
     if stored || earlier.contains(&name_hash(name)) {
@@ -280,6 +295,13 @@ pub fn decide(
                 Status::Changed
             };
         } else if let Some(fm_id) = a.id.as_deref().map(|id| full_id(&ctx.id_prefix, id)) {
+            // Another file of this chunk has it (earlier chunks' are in
+            // the catalog): the first in path order keeps it.
+            if let Some(other) = claimed.ids.get(&fm_id) {
+                let msg = format!("front matter `id` {fm_id:?} is already used by {other}");
+                plan.reject(f, msg, Some(encoding));
+                continue;
+            }
             if let Some(e) = catalog.entry(&fm_id)? {
                 if !e.path.is_empty() && !gone.iter().any(|(p, _)| *p == e.path) {
                     let msg = format!("front matter `id` {fm_id:?} is already used by {}", e.path);
@@ -309,7 +331,7 @@ pub fn decide(
         }
         if previous
             .as_ref()
-            .is_some_and(|p| claimed.ids.contains(&p.id))
+            .is_some_and(|p| claimed.ids.contains_key(&p.id))
         {
             // Two new files claim the same old entry: the first (in path
             // order) gets it, the other is new.
@@ -360,14 +382,16 @@ pub fn decide(
                         &format!("{}{}", ctx.id_prefix, render::encode_path(&f.rel)),
                         '~',
                         |c| {
-                            taken(&claimed.ids, &claimed.earlier_ids, c, stored, |c| {
+                            let exact = claimed.ids.contains_key(c);
+                            taken(exact, &claimed.earlier_ids, c, stored, |c| {
                                 catalog.id_exists(c)
                             })
                         },
                     )?,
                 };
                 let slug = unique(&slug_of(&f.rel), '-', |c| {
-                    taken(&claimed.slugs, &claimed.earlier_slugs, c, stored, |c| {
+                    let exact = claimed.slugs.contains(c);
+                    taken(exact, &claimed.earlier_slugs, c, stored, |c| {
                         catalog.slug_exists(c)
                     })
                 })?;
@@ -395,7 +419,7 @@ pub fn decide(
             }
         };
         let slim_entry = ctx.outcome_entries.then(|| slim(&mut entry));
-        claimed.ids.insert(entry.id.clone());
+        claimed.ids.insert(entry.id.clone(), f.rel.clone());
         claimed.slugs.insert(entry.slug.clone());
         if status == Status::Unchanged && !ctx.reparse_all {
             plan.changes.push(Change::Touch {

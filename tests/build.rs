@@ -388,6 +388,58 @@ fn max_entries_limits_every_feed() {
 }
 
 #[test]
+fn a_front_matter_id_given_twice_in_one_run_stays_with_the_first_file() {
+    // Two new files with the same front-matter id, in one chunk and 2,000
+    // files apart: the first in path order keeps it, the other is rejected
+    // naming it, by `check` (no state yet), by the build, and by `check`
+    // against the state.
+    let site = Site::new("[feeds]\nmax_entries = 5\n");
+    let with_id = |title: &str, id: &str| {
+        format!(
+            "---\ntitle: {title}\ndate: 2025-03-02\nid: {id}\nlang: en\n---\nText of {title}.\n"
+        )
+    };
+    site.put("a/near-1.md", with_id("Near first", "near"));
+    site.put("a/near-2.md", with_id("Near second", "near"));
+    site.put("b/far.md", with_id("Far first", "far"));
+    for i in 0..2100 {
+        site.put(
+            &format!("m/f{i:04}.md"),
+            format!("---\ntitle: Filler {i}\ndate: 2001-01-01\nlang: en\n---\nFiller text {i}.\n"),
+        );
+    }
+    site.put("z/far.md", with_id("Far second", "far"));
+    let verdicts = |rows: &[serde_json::Value]| {
+        for (later, first) in [("a/near-2.md", "a/near-1.md"), ("z/far.md", "b/far.md")] {
+            let row = row_for(rows, later);
+            assert_eq!(row["status"], "rejected", "{row}");
+            let error = row["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("already used by") && error.ends_with(first),
+                "{later}: {error}"
+            );
+            assert_eq!(row_for(rows, first)["status"], "published");
+        }
+        let published = rows.iter().filter(|r| r["status"] == "published").count();
+        assert_eq!(published, 2102);
+    };
+    verdicts(&site.check_json());
+    let out = site.build();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("published=2102 rejected=2"), "{log}");
+    verdicts(&site.check_json());
+    let titles: Vec<String> = site
+        .parse_feed("atom.xml")
+        .entries
+        .iter()
+        .filter_map(|e| e.title.as_ref().map(|t| t.content.clone()))
+        .collect();
+    assert!(titles.contains(&"Near first".to_string()), "{titles:?}");
+    assert!(titles.contains(&"Far first".to_string()), "{titles:?}");
+    assert!(!titles.iter().any(|t| t.ends_with("second")), "{titles:?}");
+}
+
+#[test]
 fn ids_and_slugs_stay_unique_across_the_chunks_of_a_first_import() {
     // A first run is planned in chunks of 2,000 files; names that collide
     // must be told apart even when the second comes chunks later.
