@@ -1036,8 +1036,10 @@ fn note_kept(keep: &mut BTreeSet<String>, written: &[Document], gone: &[String])
 }
 
 /// Parses every file without changing anything (`herald check`): reads the
-/// state if there is one, else plans as a first run would.
-pub fn check(config: &Config) -> Result<(Plan, scan::Listing), EngineError> {
+/// state if there is one, else plans as a first run would. Files are read
+/// and decided a chunk at a time and only their outcomes kept (without
+/// contents): a whole large folder's parsed texts need not fit in memory.
+pub fn check(config: &Config) -> Result<(Vec<pipeline::Outcome>, scan::Listing), EngineError> {
     let (catalog, first_run) = match Catalog::open_read_only(&config.paths.state)? {
         Some(c) => (c, false),
         None => (Catalog::open_in_memory()?, true),
@@ -1055,16 +1057,30 @@ pub fn check(config: &Config) -> Result<(Plan, scan::Listing), EngineError> {
         .iter()
         .filter_map(|f| all_known.get(&f.rel).map(|k| (f.rel.clone(), k.clone())))
         .collect();
-    let ctx = context(config, &id_prefix, first_run, true);
-    let plan = pipeline::plan(
-        &catalog,
-        &listing.files,
-        &known,
-        &mut Vec::new(),
-        &ctx,
-        true,
-    )?;
-    Ok((plan, listing))
+    let mut ctx = context(config, &id_prefix, first_run, true);
+    ctx.empty_catalog = catalog.is_empty()?;
+    let (triaged, to_read) = pipeline::triage(&catalog, &listing.files, &known, &ctx)?;
+    let mut outcomes = triaged.outcomes;
+    // Nothing is applied between the chunks: the claims stay exact.
+    let mut claimed = pipeline::Claimed::unapplied();
+    let chunks: Vec<&[&scan::FileInfo]> = to_read.chunks(CHUNK).collect();
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let parsed = pipeline::read_and_parse_all(chunk, &ctx);
+        let part = pipeline::decide(
+            Plan::default(),
+            &catalog,
+            chunk.to_vec(),
+            parsed,
+            &known,
+            &mut Vec::new(),
+            &mut claimed,
+            &ctx,
+            i == last,
+        )?;
+        outcomes.extend(part.outcomes);
+    }
+    Ok((outcomes, listing))
 }
 
 fn context(config: &Config, id_prefix: &str, first_run: bool, reparse_all: bool) -> Context {

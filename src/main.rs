@@ -130,8 +130,8 @@ fn build(config: Config) -> anyhow::Result<()> {
 }
 
 fn check(config: &Config, json: bool, quiet: bool) -> anyhow::Result<()> {
-    let (plan, listing) = engine::check(config)?;
-    let mut rows = report::rows(&plan, &listing);
+    let (outcomes, listing) = engine::check(config)?;
+    let mut rows = report::rows(&outcomes, &listing);
     if quiet {
         // Only what needs attention, then the full counts.
         let counts = report::table(&rows);

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tracing::warn;
 
-use crate::pipeline::{Outcome, Plan, Status};
+use crate::pipeline::{Outcome, Status};
 use crate::scan::Listing;
 
 /// One file, as `herald check --json` shows it.
@@ -50,8 +50,8 @@ impl Row {
 }
 
 /// Every file found under the watch folder, sorted by path.
-pub fn rows(plan: &Plan, listing: &Listing) -> Vec<Row> {
-    let mut rows: Vec<Row> = plan.outcomes.iter().map(row).collect();
+pub fn rows(outcomes: &[Outcome], listing: &Listing) -> Vec<Row> {
+    let mut rows: Vec<Row> = outcomes.iter().map(row).collect();
     for (path, reason) in &listing.ignored {
         rows.push(Row {
             reason: Some(reason),
