@@ -13,7 +13,7 @@
 //! takes minutes. A failure to write to disk does not stop a sync:
 //! the in-memory documents are still current, and a later write catches up.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -285,17 +285,7 @@ impl Engine {
             source,
         })?;
         let mut known = known?;
-        let present: HashMap<&str, ()> =
-            listing.files.iter().map(|f| (f.rel.as_str(), ())).collect();
-        // A file in a folder that could not be read is not gone.
-        let mut gone: Vec<(String, Known)> = known
-            .iter()
-            .filter(|(p, _)| !present.contains_key(p.as_str()) && !listing.may_hide(p))
-            .map(|(p, k)| (p.clone(), k.clone()))
-            .collect();
-        gone.sort_by(|a, b| a.0.cmp(&b.0));
-        known.retain(|p, _| present.contains_key(p.as_str()));
-        drop(present);
+        let mut gone = take_gone(&mut known, &listing);
         tracing::debug!(
             files = listing.files.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -1036,7 +1026,8 @@ fn note_kept(keep: &mut BTreeSet<String>, written: &[Document], gone: &[String])
 }
 
 /// Parses every file without changing anything (`herald check`): reads the
-/// state if there is one, else plans as a first run would. Files are read
+/// state if there is one (files gone since are found again when renamed,
+/// as a sync would), else plans as a first run would. Files are read
 /// and decided a chunk at a time and only their outcomes kept (without
 /// contents): a whole large folder's parsed texts need not fit in memory.
 pub fn check(config: &Config) -> Result<(Vec<pipeline::Outcome>, scan::Listing), EngineError> {
@@ -1051,12 +1042,8 @@ pub fn check(config: &Config) -> Result<(Vec<pipeline::Outcome>, scan::Listing),
         path: watch.clone(),
         source,
     })?;
-    let all_known = catalog.known()?;
-    let known: HashMap<String, Known> = listing
-        .files
-        .iter()
-        .filter_map(|f| all_known.get(&f.rel).map(|k| (f.rel.clone(), k.clone())))
-        .collect();
+    let mut known = catalog.known()?;
+    let mut gone = take_gone(&mut known, &listing);
     let mut ctx = context(config, &id_prefix, first_run, true);
     ctx.empty_catalog = catalog.is_empty()?;
     let (triaged, to_read) = pipeline::triage(&catalog, &listing.files, &known, &ctx)?;
@@ -1073,7 +1060,7 @@ pub fn check(config: &Config) -> Result<(Vec<pipeline::Outcome>, scan::Listing),
             chunk.to_vec(),
             parsed,
             &known,
-            &mut Vec::new(),
+            &mut gone,
             &mut claimed,
             &ctx,
             i == last,
@@ -1081,6 +1068,22 @@ pub fn check(config: &Config) -> Result<(Vec<pipeline::Outcome>, scan::Listing),
         outcomes.extend(part.outcomes);
     }
     Ok((outcomes, listing))
+}
+
+/// Leaves in `known` (the catalog's live rows by path) the files listed
+/// now, and returns the others, in path order: files gone since (a rename
+/// finds its entry among them). A file in a folder that could not be read
+/// is not gone.
+fn take_gone(known: &mut HashMap<String, Known>, listing: &scan::Listing) -> Vec<(String, Known)> {
+    let present: HashSet<&str> = listing.files.iter().map(|f| f.rel.as_str()).collect();
+    let mut gone: Vec<(String, Known)> = known
+        .iter()
+        .filter(|(p, _)| !present.contains(p.as_str()) && !listing.may_hide(p))
+        .map(|(p, k)| (p.clone(), k.clone()))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(&b.0));
+    known.retain(|p, _| present.contains(p.as_str()));
+    gone
 }
 
 fn context(config: &Config, id_prefix: &str, first_run: bool, reparse_all: bool) -> Context {

@@ -144,11 +144,13 @@ pub fn plan(
 /// first import they are all the catalog holds, so a name is looked up in
 /// the database only when its hash matches an earlier chunk's claim (a real
 /// duplicate, or a rare hash collision), instead of twice per file. Earlier
-/// chunks are kept as 64-bit hashes (100,000 names in ~2 MB, not ~17).
+/// chunks are kept as 64-bit hashes (100,000 names in ~2 MB, not ~17),
+/// except when no chunk is applied ([`Claimed::unapplied`]): then every
+/// claim is kept exactly.
 #[derive(Debug, Default)]
 pub struct Claimed {
-    /// This chunk's claims, exactly (not in the catalog yet): each id with
-    /// the path of the file that has it.
+    /// This chunk's claims (every chunk's when `unapplied`), exactly: each
+    /// id with the path of the file that has it.
     ids: HashMap<String, String>,
     slugs: HashSet<String>,
     /// Earlier chunks' claims (applied to the catalog by now), hashed.
@@ -295,8 +297,9 @@ pub fn decide(
                 Status::Changed
             };
         } else if let Some(fm_id) = a.id.as_deref().map(|id| full_id(&ctx.id_prefix, id)) {
-            // Another file of this chunk has it (earlier chunks' are in
-            // the catalog): the first in path order keeps it.
+            // Another file of this sync has it: the first in path order
+            // keeps it. (Earlier chunks' files are in the catalog, below,
+            // unless no chunk is applied: then they are claims too.)
             if let Some(other) = claimed.ids.get(&fm_id) {
                 let msg = format!("front matter `id` {fm_id:?} is already used by {other}");
                 plan.reject(f, msg, Some(encoding));

@@ -440,6 +440,50 @@ fn a_front_matter_id_given_twice_in_one_run_stays_with_the_first_file() {
 }
 
 #[test]
+fn check_sees_renames_as_the_next_build_will() {
+    // `check` against a state: a file renamed (same bytes) and a file with
+    // a front-matter id moved elsewhere keep their ids, as the build that
+    // follows keeps them.
+    let site = Site::new("");
+    site.put(
+        "plain.txt",
+        "Tram 4 detour\n\nTrams run on a detour route this week.\n",
+    );
+    site.put(
+        "withid.md",
+        "---\ntitle: Council meeting\nid: council-7\nlang: en\n---\nThe council meets on Monday.\n",
+    );
+    site.build();
+    let before = site.check_json();
+    let id_of = |rows: &[serde_json::Value], path: &str| {
+        row_for(rows, path)["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: no id"))
+            .to_string()
+    };
+    let (plain, withid) = (id_of(&before, "plain.txt"), id_of(&before, "withid.md"));
+    std::fs::rename(
+        site.watch().join("plain.txt"),
+        site.watch().join("moved.txt"),
+    )
+    .unwrap();
+    site.put(
+        "sub/withid.md",
+        "---\ntitle: Council meeting moved\nid: council-7\nlang: en\n---\nThe council meets on Tuesday.\n",
+    );
+    std::fs::remove_file(site.watch().join("withid.md")).unwrap();
+    let checked = site.check_json();
+    for (path, id) in [("moved.txt", &plain), ("sub/withid.md", &withid)] {
+        assert_eq!(row_for(&checked, path)["status"], "published", "{path}");
+        assert_eq!(&id_of(&checked, path), id, "{path} in check");
+    }
+    site.build();
+    let built = site.check_json();
+    assert_eq!(id_of(&built, "moved.txt"), plain);
+    assert_eq!(id_of(&built, "sub/withid.md"), withid);
+}
+
+#[test]
 fn ids_and_slugs_stay_unique_across_the_chunks_of_a_first_import() {
     // A first run is planned in chunks of 2,000 files; names that collide
     // must be told apart even when the second comes chunks later.
