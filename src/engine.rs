@@ -25,7 +25,7 @@ use crate::announcement::ParseOptions;
 use crate::catalog::{Catalog, CatalogError, Known};
 use crate::config::{self, Config};
 use crate::layout::{Doc, Footprint, Layout};
-use crate::pipeline::{self, Context, Plan};
+use crate::pipeline::{self, Claimed, Context, Plan};
 use crate::publish::{self, Document, PublishError, WriteReport};
 use crate::render::Site;
 use crate::scan;
@@ -285,7 +285,7 @@ impl Engine {
             source,
         })?;
         let mut known = known?;
-        let mut gone = take_gone(&mut known, &listing);
+        let gone = take_gone(&mut known, &listing);
         tracing::debug!(
             files = listing.files.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -301,9 +301,9 @@ impl Engine {
         // previous chunk is decided and applied here: the two overlap.
         let (mut planning, mut applying) = (0u128, 0u128);
         let chunks: Vec<&[&scan::FileInfo]> = to_read.chunks(CHUNK).collect();
-        let last = chunks.len().saturating_sub(1);
         let catalog = &mut self.catalog;
-        let mut claimed = pipeline::Claimed::default();
+        let mut chunked =
+            pipeline::Chunked::new(&known, gone, Claimed::default(), &ctx, chunks.len());
         let applied = std::thread::scope(|s| -> Result<(), EngineError> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let reader_ctx = &ctx;
@@ -321,17 +321,7 @@ impl Engine {
                     break;
                 };
                 let t = std::time::Instant::now();
-                let mut part = pipeline::decide(
-                    Plan::default(),
-                    catalog,
-                    chunk.to_vec(),
-                    parsed,
-                    &known,
-                    &mut gone,
-                    &mut claimed,
-                    &ctx,
-                    i == last,
-                )?;
+                let mut part = chunked.decide(catalog, i, chunk, parsed)?;
                 planning += t.elapsed().as_millis();
                 let t = std::time::Instant::now();
                 let changes = std::mem::take(&mut part.changes);
@@ -351,17 +341,7 @@ impl Engine {
         applied?;
         if chunks.is_empty() {
             // Nothing to read: files may still be gone.
-            let mut part = pipeline::decide(
-                Plan::default(),
-                &self.catalog,
-                Vec::new(),
-                Vec::new(),
-                &known,
-                &mut gone,
-                &mut pipeline::Claimed::default(),
-                &ctx,
-                true,
-            )?;
+            let mut part = chunked.decide(&self.catalog, 0, &[], Vec::new())?;
             self.catalog
                 .apply(&std::mem::take(&mut part.changes), ctx.now)?;
             plan.extend(part);
@@ -1043,29 +1023,18 @@ pub fn check(config: &Config) -> Result<(Vec<pipeline::Outcome>, scan::Listing),
         source,
     })?;
     let mut known = catalog.known()?;
-    let mut gone = take_gone(&mut known, &listing);
+    let gone = take_gone(&mut known, &listing);
     let mut ctx = context(config, &id_prefix, first_run, true);
     ctx.empty_catalog = catalog.is_empty()?;
     let (triaged, to_read) = pipeline::triage(&catalog, &listing.files, &known, &ctx)?;
     let mut outcomes = triaged.outcomes;
-    // Nothing is applied between the chunks: the claims stay exact.
-    let mut claimed = pipeline::Claimed::unapplied();
     let chunks: Vec<&[&scan::FileInfo]> = to_read.chunks(CHUNK).collect();
-    let last = chunks.len().saturating_sub(1);
+    // Nothing is applied between the chunks: the claims stay exact.
+    let mut chunked =
+        pipeline::Chunked::new(&known, gone, Claimed::unapplied(), &ctx, chunks.len());
     for (i, chunk) in chunks.into_iter().enumerate() {
         let parsed = pipeline::read_and_parse_all(chunk, &ctx);
-        let part = pipeline::decide(
-            Plan::default(),
-            &catalog,
-            chunk.to_vec(),
-            parsed,
-            &known,
-            &mut gone,
-            &mut claimed,
-            &ctx,
-            i == last,
-        )?;
-        outcomes.extend(part.outcomes);
+        outcomes.extend(chunked.decide(&catalog, i, chunk, parsed)?.outcomes);
     }
     Ok((outcomes, listing))
 }

@@ -210,6 +210,57 @@ fn name_hash(s: &str) -> u64 {
     h.finish()
 }
 
+/// One sync decided a chunk at a time, in path order, and what its chunks
+/// share: the live rows by path, the files gone, the names claimed. The
+/// last chunk finishes the sync: the files still gone are deleted.
+pub struct Chunked<'a> {
+    known: &'a HashMap<String, Known>,
+    gone: Vec<(String, Known)>,
+    claimed: Claimed,
+    ctx: &'a Context,
+    last: usize,
+}
+
+impl<'a> Chunked<'a> {
+    pub fn new(
+        known: &'a HashMap<String, Known>,
+        gone: Vec<(String, Known)>,
+        claimed: Claimed,
+        ctx: &'a Context,
+        chunks: usize,
+    ) -> Chunked<'a> {
+        Chunked {
+            known,
+            gone,
+            claimed,
+            ctx,
+            last: chunks.saturating_sub(1),
+        }
+    }
+
+    /// [`decide`] for chunk `i` (with no chunks, chunk 0 with no files
+    /// finishes the sync).
+    pub fn decide(
+        &mut self,
+        catalog: &Catalog,
+        i: usize,
+        files: &[&FileInfo],
+        parsed: Vec<ReadResult>,
+    ) -> Result<Plan, CatalogError> {
+        decide(
+            Plan::default(),
+            catalog,
+            files.to_vec(),
+            parsed,
+            self.known,
+            &mut self.gone,
+            &mut self.claimed,
+            self.ctx,
+            i == self.last,
+        )
+    }
+}
+
 /// Step 1 of [`plan`]: which files must be read (the others are unchanged,
 /// or rejected as they are now). Needs only the catalog's state before the
 /// sync, so a large sync can triage everything first and read ahead.
@@ -254,7 +305,7 @@ pub fn triage<'f>(
 /// is now (earlier chunks applied). `claimed` carries the ids and slugs
 /// given out by earlier chunks of the same sync.
 #[allow(clippy::too_many_arguments)]
-pub fn decide(
+fn decide(
     mut plan: Plan,
     catalog: &Catalog,
     to_read: Vec<&FileInfo>,
