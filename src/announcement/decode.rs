@@ -408,7 +408,7 @@ mod tests {
     }
 
     /// chardetng guesses from the words holding non-ASCII bytes, and from
-    /// their head when that settles a Cyrillic or Greek encoding, what it
+    /// their head when it guesses a Cyrillic encoding there, what it
     /// guesses from the whole text (the evaluation texts, each and joined,
     /// encoded in every legacy encoding that can hold them).
     #[test]
