@@ -348,20 +348,25 @@ fn decide(
                 Status::Changed
             };
         } else if let Some(fm_id) = a.id.as_deref().map(|id| full_id(&ctx.id_prefix, id)) {
-            // Another file of this sync has it: the first in path order
-            // keeps it. (Earlier chunks' files are in the catalog, below,
-            // unless no chunk is applied: then they are claims too.)
-            if let Some(other) = claimed.ids.get(&fm_id) {
-                let msg = format!("front matter `id` {fm_id:?} is already used by {other}");
+            // The file that has the id already, if any: another of this
+            // sync (the first in path order keeps it; earlier chunks' are
+            // in the catalog unless no chunk is applied, then they are
+            // claims too), or a stored entry's file that is not gone.
+            let claim = claimed.ids.get(&fm_id);
+            let stored = match claim {
+                Some(_) => None,
+                None => catalog.entry(&fm_id)?,
+            };
+            let present = stored
+                .as_ref()
+                .map(|e| &e.path)
+                .filter(|p| !p.is_empty() && !gone.iter().any(|(g, _)| g == *p));
+            if let Some(holder) = claim.or(present) {
+                let msg = format!("front matter `id` {fm_id:?} is already used by {holder}");
                 plan.reject(f, msg, Some(encoding));
                 continue;
             }
-            if let Some(e) = catalog.entry(&fm_id)? {
-                if !e.path.is_empty() && !gone.iter().any(|(p, _)| *p == e.path) {
-                    let msg = format!("front matter `id` {fm_id:?} is already used by {}", e.path);
-                    plan.reject(f, msg, Some(encoding));
-                    continue;
-                }
+            if let Some(e) = stored {
                 gone.retain(|(p, _)| *p != e.path);
                 status = Status::Renamed {
                     from: e.path.clone(),
