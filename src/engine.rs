@@ -33,6 +33,9 @@ use crate::scan;
 /// Catalog meta key: the fingerprint of the last complete write of the
 /// feeds folder ("" while a change is not on disk yet).
 const FEEDS_WRITTEN: &str = "feeds_written";
+/// Catalog meta key: the [`pipeline::reading_rules`] the entries were read
+/// under.
+const READING_RULES: &str = "reading_rules";
 /// Raised when what the documents look like changes within a version, so
 /// that a folder written before is rewritten (2: pages show no counts).
 const LAYOUT_REVISION: u32 = 2;
@@ -293,6 +296,17 @@ impl Engine {
         );
         let mut ctx = self.context(false);
         ctx.empty_catalog = self.catalog.is_empty()?;
+        let rules = pipeline::reading_rules(&ctx);
+        let rules_before = self.catalog.meta(READING_RULES)?;
+        let new_rules = rules_before.as_deref() != Some(rules.as_str());
+        if new_rules && !ctx.empty_catalog {
+            tracing::info!(
+                was = rules_before.as_deref().unwrap_or("(not recorded)"),
+                now = %rules,
+                "the reading rules changed since the state was written: reading every file again; entries that read differently now are republished with their ids and dates"
+            );
+            ctx.reparse_all = true;
+        }
         let _burst = ctx.empty_catalog.then(crate::allocator::ImportBurst::begin);
         let mut plan = Plan::default();
         let (triaged, to_read) = pipeline::triage(&self.catalog, &listing.files, &known, &ctx)?;
@@ -339,12 +353,21 @@ impl Engine {
         // every chunk went in.
         self.catalog.finish_import(applied.is_ok())?;
         applied?;
+        if new_rules {
+            self.catalog.set_meta(READING_RULES, &rules)?;
+        }
         if chunks.is_empty() {
             // Nothing to read: files may still be gone.
             let mut part = chunked.decide(&self.catalog, 0, &[], Vec::new())?;
             self.catalog
                 .apply(&std::mem::take(&mut part.changes), ctx.now)?;
             plan.extend(part);
+        }
+        if ctx.reparse_all {
+            tracing::info!(
+                republished = plan.read_differently,
+                "read every file again under the new reading rules"
+            );
         }
         tracing::debug!(
             planning_ms = planning as u64,

@@ -40,7 +40,10 @@ pub struct Context {
     /// are dated by their modification time.
     pub first_run: bool,
     pub max_file_bytes: u64,
-    /// Parse every file even when its size and time are unchanged (`check`).
+    /// Read every file even when its size and time are unchanged (`check`,
+    /// and a sync after the [`reading_rules`] changed). An unchanged file
+    /// whose entry reads differently now is republished, with its id and
+    /// dates.
     pub reparse_all: bool,
     /// The catalog held no entries and no rejects when this sync began (a
     /// first import): no file can be a rename, a re-creation or a known
@@ -50,6 +53,26 @@ pub struct Context {
     /// daemon only counts them, and skips the copy.
     pub outcome_entries: bool,
     pub progress: Option<Progress>,
+}
+
+/// Everything besides a file's bytes that decides what its entry says: the
+/// reading code's version and the settings it follows. Kept in the state;
+/// when it differs, the next full sync reads every file again (a reload
+/// that sets `site.languages`, or an upgrade, reaches files already
+/// published, not only the next ones).
+pub fn reading_rules(ctx: &Context) -> String {
+    let o = &ctx.options;
+    let languages: Vec<&str> = o.languages.iter().map(|l| l.as_str()).collect();
+    format!(
+        "reading {}; site.languages [{}]; site.default_language {}; \
+         limits.max_title_chars {}; limits.max_summary_chars {}; limits.max_file_bytes {}",
+        announcement::READING_VERSION,
+        languages.join(", "),
+        o.default_language.as_str(),
+        o.max_title_chars,
+        o.max_summary_chars,
+        ctx.max_file_bytes,
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +110,9 @@ pub struct Plan {
     pub deleted: Vec<String>,
     /// Where the changed entries were and are (to know what to re-render).
     pub footprints: Vec<Footprint>,
+    /// Unchanged files whose entry reads differently now (new reading
+    /// rules), republished.
+    pub read_differently: usize,
 }
 
 impl Plan {
@@ -96,6 +122,7 @@ impl Plan {
         self.changes.extend(other.changes);
         self.deleted.extend(other.deleted);
         self.footprints.extend(other.footprints);
+        self.read_differently += other.read_differently;
     }
 }
 
@@ -398,6 +425,9 @@ fn decide(
             status = Status::New;
         }
 
+        // Same bytes, but what reading them makes of them changed (new
+        // rules, or the file's time changed after an upgrade).
+        let mut reads_differently = false;
         let mut entry = match previous {
             Some(p) => {
                 let content_changed = p.hash != hash;
@@ -415,11 +445,11 @@ fn decide(
                     ));
                 }
                 let before = Footprint::of(&p);
-                let e = entry(
+                let mut e = entry(
                     a,
                     Placement {
-                        id: p.id,
-                        slug: p.slug,
+                        id: p.id.clone(),
+                        slug: p.slug.clone(),
                         path: f.rel.clone(),
                         hash,
                         size: f.size,
@@ -431,6 +461,9 @@ fn decide(
                 );
                 if Footprint::of(&e) != before {
                     plan.footprints.push(before);
+                }
+                if status == Status::Unchanged {
+                    reads_differently = !reads_the_same(&mut e, &p);
                 }
                 e
             }
@@ -480,7 +513,7 @@ fn decide(
         let slim_entry = ctx.outcome_entries.then(|| slim(&mut entry));
         claimed.ids.insert(entry.id.clone(), f.rel.clone());
         claimed.slugs.insert(entry.slug.clone());
-        if status == Status::Unchanged && !ctx.reparse_all {
+        if status == Status::Unchanged && !reads_differently {
             plan.changes.push(Change::Touch {
                 id: entry.id.clone(),
                 size: f.size,
@@ -489,7 +522,8 @@ fn decide(
             plan.changes.push(Change::ClearReject {
                 path: f.rel.clone(),
             });
-        } else if status != Status::Unchanged {
+        } else {
+            plan.read_differently += usize::from(reads_differently);
             plan.footprints.push(Footprint::of(&entry));
             plan.changes.push(Change::Upsert(Box::new(entry)));
         }
@@ -604,6 +638,16 @@ pub fn entry(a: Announcement, p: Placement) -> Entry {
         withdrawn_comment: a.withdrawn_comment,
         translations: Vec::new(),
     }
+}
+
+/// Whether `now`, an unchanged file's entry as read again, says what the
+/// `stored` one says (the file's size and time aside).
+fn reads_the_same(now: &mut Entry, stored: &Entry) -> bool {
+    let file = (now.size, now.mtime_ns);
+    (now.size, now.mtime_ns) = (stored.size, stored.mtime_ns);
+    let same = now == stored;
+    (now.size, now.mtime_ns) = file;
+    same
 }
 
 /// A file's bytes hashed and parsed, or why it could not be read.

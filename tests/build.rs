@@ -538,3 +538,82 @@ fn ids_and_slugs_stay_unique_across_the_chunks_of_a_first_import() {
     assert!(a.ends_with("/same.html") || a.ends_with("/same"), "{a}");
     assert!(z.contains("same-2"), "{z}");
 }
+
+/// Each entry of the site's Atom feed: id -> (xml:lang, published, updated).
+fn atom_langs(site: &Site) -> HashMap<String, (String, String, String)> {
+    let feed = atom_syndication::Feed::read_from(&site.read_feed("atom.xml")[..]).unwrap();
+    feed.entries
+        .iter()
+        .map(|e| {
+            (
+                e.id.clone(),
+                (
+                    e.title.lang.clone().unwrap_or_default(),
+                    e.published.map(|p| p.to_rfc3339()).unwrap_or_default(),
+                    e.updated.to_rfc3339(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn changed_reading_rules_reach_files_already_published() {
+    let rules = |default: &str, max: u64| {
+        format!("default_language = \"{default}\"\n[limits]\nmax_file_bytes = {max}\n")
+    };
+    let site = Site::new(&rules("en", 300));
+    // Too few letters to detect: the default language.
+    site.put("numbers.txt", "Nr 12 / 2025\n\n14:30 - 16:00\n");
+    site.put(
+        "english.txt",
+        "The tram timetable changes on Monday across the whole city.\n",
+    );
+    let long = "Die Straßenbahn fährt ab Montag nach einem neuen Fahrplan. ".repeat(8);
+    site.put("long.txt", &long);
+    let out = site.build();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("long.txt"));
+    let rows = site.check_json();
+    let id = |p: &str| row_for(&rows, p)["id"].as_str().unwrap().to_string();
+    let (numbers, english) = (id("numbers.txt"), id("english.txt"));
+    assert_eq!(row_for(&rows, "long.txt")["status"], "rejected");
+    let before = atom_langs(&site);
+    assert_eq!(before[&numbers].0, "en");
+    assert_eq!(before[&english].0, "en");
+    assert_eq!(before.len(), 2);
+
+    // The clerk's office sets another default and a larger limit.
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .unwrap()
+            .replace(&rules("en", 300), &rules("de", 1_000_000)),
+    )
+    .unwrap();
+    let out = site.build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reading rules changed"), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.ends_with("republished=1")),
+        "{stderr}"
+    );
+    let after = atom_langs(&site);
+    // Same ids and dates; the language follows the new default.
+    assert_eq!(after[&numbers].0, "de");
+    assert_eq!(after[&numbers].1, before[&numbers].1);
+    assert_eq!(after[&numbers].2, before[&numbers].2);
+    assert_eq!(after[&english], before[&english]);
+    let long_id = row_for(&site.check_json(), "long.txt")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(after[&long_id].0, "de");
+    assert_eq!(after.len(), 3);
+
+    // The rules are recorded: the next start reads nothing again.
+    let published = site.snapshot();
+    let out = site.build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("reading rules changed"), "{stderr}");
+    assert_eq!(site.snapshot(), published);
+}

@@ -65,12 +65,14 @@ fn start(site: &Site, notify: &Notify, watchdog_usec: Option<&str>) -> Daemon {
 fn ready_status_watchdog_reload_and_stopping() {
     let site = Site::for_daemon("");
     site.put("a.txt", "First notice\n\nSomething happens on Monday.\n");
+    // Too few letters to detect: in the default language.
+    site.put("n.txt", "Nr 12 / 2025\n\n14:30 - 16:00\n");
     let mut notify = Notify::new();
     let d = start(&site, &notify, Some("1000000"));
 
     let ready = notify.wait("READY=1");
     assert!(
-        ready.contains("STATUS=serving 1 announcements in 1 languages"),
+        ready.contains("STATUS=serving 2 announcements in 1 languages"),
         "{ready}"
     );
     // READY=1 is sent only once the feeds are served.
@@ -81,15 +83,23 @@ fn ready_status_watchdog_reload_and_stopping() {
     let config = std::fs::read_to_string(site.config()).unwrap();
     std::fs::write(
         site.config(),
-        config.replace("title = \"Test city\"", "title = \"Renamed city\""),
+        config.replace(
+            "title = \"Test city\"",
+            "title = \"Renamed city\"\ndefault_language = \"de\"",
+        ),
     )
     .unwrap();
     d.signal("HUP");
     let reloading = notify.wait("RELOADING=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
-    notify.wait("READY=1");
+    let ready = notify.wait("READY=1");
+    assert!(ready.contains("in 2 languages"), "{ready}");
     let feed = feed_rs::parser::parse(&d.get("/atom.xml").body[..]).unwrap();
     assert_eq!(feed.title.unwrap().content, "Renamed city");
+    // The new default reaches the entry published before the reload.
+    let de = d.get("/de/atom.xml");
+    assert_eq!(de.status, 200);
+    assert_eq!(feed_titles(&de), ["Nr 12 / 2025"]);
 
     // A broken one: refused, old one kept, said in STATUS=.
     std::fs::write(site.config(), "[site]\ntitel = \"typo\"\n").unwrap();

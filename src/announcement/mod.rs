@@ -68,6 +68,12 @@ impl LangSource {
     }
 }
 
+/// The version of what reading a file makes of it (decoding, parsing,
+/// language detection, titles and summaries). Raise it with any change
+/// that reads an unchanged file differently: a state written by an older
+/// version has every file read again once (see `pipeline::reading_rules`).
+pub const READING_VERSION: u32 = 1;
+
 /// What the site configuration says about parsing.
 #[derive(Debug, Clone)]
 pub struct ParseOptions {
