@@ -516,14 +516,20 @@ fn decide(
         claimed.ids.insert(entry.id.clone(), f.rel.clone());
         claimed.slugs.insert(entry.slug.clone());
         if status == Status::Unchanged && !reads_differently {
-            plan.changes.push(Change::Touch {
-                id: entry.id.clone(),
-                size: f.size,
-                mtime_ns: f.mtime_ns,
-            });
-            plan.changes.push(Change::ClearReject {
-                path: f.rel.clone(),
-            });
+            // Read again as it was (new rules): nothing to store.
+            let touched = known
+                .get(&f.rel)
+                .is_none_or(|k| (k.size, k.mtime_ns) != (f.size, f.mtime_ns));
+            if touched {
+                plan.changes.push(Change::Touch {
+                    id: entry.id.clone(),
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                });
+                plan.changes.push(Change::ClearReject {
+                    path: f.rel.clone(),
+                });
+            }
         } else {
             plan.read_differently += usize::from(reads_differently);
             plan.footprints.push(Footprint::of(&entry));
