@@ -258,6 +258,9 @@ pub struct Catalog {
     /// An existing database was read through at open (`PRAGMA quick_check`)
     /// because the run before did not close it normally.
     pub checked: bool,
+    /// The last run closed the state normally (it was not new, and no
+    /// crash, kill or power cut came between).
+    pub closed_normally: bool,
     /// `lang_counts` is kept by triggers (see `count_languages`).
     counted: bool,
     /// `rejects` has its `wants_id` column (see [`ADD_WANTS_ID`]): always,
@@ -353,6 +356,7 @@ impl Catalog {
         catalog.import_restarted = import_restarted;
         catalog.closed_marker = Some(closed_marker);
         catalog.checked = verify && !catalog.created && catalog.recovered_from.is_none();
+        catalog.closed_normally = !verify;
         if catalog.created {
             catalog.start_import(marker)?;
         }
@@ -437,6 +441,7 @@ impl Catalog {
             import_restarted: false,
             closed_marker: None,
             checked: false,
+            closed_normally: false,
             counted: false,
             wants_id_column: true,
         };
@@ -467,6 +472,7 @@ impl Catalog {
             import_restarted: false,
             closed_marker: None,
             checked: false,
+            closed_normally: false,
             counted: false,
             wants_id_column: true,
         })
@@ -524,6 +530,7 @@ impl Catalog {
             import_restarted: false,
             closed_marker: None,
             checked: false,
+            closed_normally: false,
             counted: false,
             wants_id_column: true,
         };

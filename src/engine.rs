@@ -118,6 +118,9 @@ pub struct Engine {
     languages_written: Option<BTreeSet<String>>,
     /// A write of the whole feeds folder under way.
     full_write: Option<FullWrite>,
+    /// The last run did not close the state normally: the next full write
+    /// ends by sweeping away the temporary files it may have left.
+    sweep_temporaries: bool,
     /// What publishes changed in the feeds folder and is not written yet.
     pending: Option<PendingWrite>,
     /// What the renderers need, as of the last sync (a publish needs it
@@ -194,6 +197,7 @@ impl Engine {
         };
         let now = pipeline::now();
         let (id_prefix, epoch) = identity(&catalog, &config, now, true)?;
+        let sweep_temporaries = !catalog.closed_normally;
         Ok(Engine {
             progress: None,
             cancel: None,
@@ -206,6 +210,7 @@ impl Engine {
             published: false,
             languages_written,
             full_write: None,
+            sweep_temporaries,
             pending: None,
             site: Default::default(),
         })
@@ -892,6 +897,15 @@ impl Engine {
             .collect();
         full.writer.remove(&stale)?;
         full.writer.save_manifest()?;
+        if std::mem::take(&mut self.sweep_temporaries) {
+            let removed = full.writer.sweep_temporaries();
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "removed the temporary files a run that stopped abnormally left in the feeds folder"
+                );
+            }
+        }
         let report = full.writer.report().clone();
         // (Changes still waiting to be written: complete once they are.)
         if full.fingerprint == self.fingerprint() && self.pending.is_none() {

@@ -247,6 +247,36 @@ impl Writer {
         Ok(())
     }
 
+    /// Removes the temporary files a run that stopped abnormally left
+    /// behind (staged, never put in place), anywhere in the folder; returns
+    /// how many. Call with nothing staged.
+    pub fn sweep_temporaries(&self) -> usize {
+        let mut removed = 0;
+        let mut dirs = vec![self.dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(kind) = e.file_type() else {
+                    continue;
+                };
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if kind.is_dir() {
+                    dirs.push(e.path());
+                } else if kind.is_file()
+                    && name.starts_with(TEMP_PREFIX)
+                    && name.ends_with(TEMP_SUFFIX)
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Writes the manifest if it changed.
     pub fn finish(mut self) -> Result<WriteReport, PublishError> {
         self.save_manifest()?;
@@ -275,13 +305,17 @@ pub fn read_manifest(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// How staged files are named: `.herald-XXXXXX.tmp`.
+const TEMP_PREFIX: &str = ".herald-";
+const TEMP_SUFFIX: &str = ".tmp";
+
 /// Writes bytes to a new temporary file next to `target` (readable by
 /// other users: a web server may serve the folder).
 fn stage(target: &Path, bytes: &[u8]) -> io::Result<tempfile::TempPath> {
     let parent = target.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".herald-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(parent)?;
     tmp.write_all(bytes)?;
     tmp.as_file()
@@ -414,6 +448,29 @@ mod tests {
         assert!(w.remove(&["x.xml".into()]).is_err());
         w.save_manifest().unwrap();
         assert!(read_manifest(d).contains("x.xml"));
+    }
+
+    #[test]
+    fn temporaries_left_by_a_crash_are_swept_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, &[doc("uk/atom.xml", "a")], &[]).unwrap();
+        for p in [
+            ".herald-x1Yz.tmp",
+            "uk/.herald-AbC9.tmp",
+            "notes.tmp",
+            ".herald-keep",
+        ] {
+            std::fs::write(d.join(p), "x").unwrap();
+        }
+        let w = Writer::open(d).unwrap();
+        assert_eq!(w.sweep_temporaries(), 2);
+        assert!(!d.join(".herald-x1Yz.tmp").exists());
+        assert!(!d.join("uk/.herald-AbC9.tmp").exists());
+        for kept in ["notes.tmp", ".herald-keep", MANIFEST, "uk/atom.xml"] {
+            assert!(d.join(kept).exists(), "{kept}");
+        }
+        assert_eq!(w.sweep_temporaries(), 0);
     }
 
     #[test]

@@ -95,6 +95,14 @@ fn kill_9_mid_burst_loses_and_duplicates_nothing() {
     for i in total / 2..total {
         drop_file(&site, &staging, &format!("burst-{i:05}.md"), i);
     }
+    // What a kill in the middle of staging a write leaves.
+    let litter = [
+        site.feeds().join(".herald-k1LLd.tmp"),
+        site.feeds().join("en/.herald-k2LLd.tmp"),
+    ];
+    for f in &litter {
+        std::fs::write(f, "<half a feed").unwrap();
+    }
     let started = Instant::now();
     let d = site.serve();
     let after = wait_for(Duration::from_secs(240), || {
@@ -120,6 +128,10 @@ fn kill_9_mid_burst_loses_and_duplicates_nothing() {
         (feed.entries.len() == 200 + total).then_some(())
     })
     .expect("all entries on disk too");
+    wait_for(Duration::from_secs(240), || {
+        litter.iter().all(|f| !f.exists()).then_some(())
+    })
+    .expect("the temporary files of the killed run swept away");
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
 
