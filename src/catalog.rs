@@ -207,9 +207,6 @@ pub struct Rejected {
     pub size: u64,
     pub mtime_ns: i64,
     pub error: String,
-    /// The front-matter id it was refused because another file has it: it
-    /// is decided again when that may have changed.
-    pub wants_id: Option<String>,
 }
 
 /// One change to apply.
@@ -233,7 +230,6 @@ pub enum Change {
         size: u64,
         mtime_ns: i64,
         error: String,
-        wants_id: Option<String>,
     },
     ClearReject {
         path: String,
@@ -263,9 +259,6 @@ pub struct Catalog {
     pub closed_normally: bool,
     /// `lang_counts` is kept by triggers (see `count_languages`).
     counted: bool,
-    /// `rejects` has its `wants_id` column (see [`ADD_WANTS_ID`]): always,
-    /// except in a state opened read-only that no herald with it opened.
-    wants_id_column: bool,
 }
 
 impl Drop for Catalog {
@@ -431,7 +424,7 @@ impl Catalog {
         let conn =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let mut c = Catalog {
+        let c = Catalog {
             conn,
             path: path.clone(),
             created: false,
@@ -443,10 +436,8 @@ impl Catalog {
             checked: false,
             closed_normally: false,
             counted: false,
-            wants_id_column: true,
         };
         c.check_schema()?;
-        c.wants_id_column = has_wants_id(&c.conn).map_err(db)?;
         Ok(Some(c))
     }
 
@@ -474,7 +465,6 @@ impl Catalog {
             checked: false,
             closed_normally: false,
             counted: false,
-            wants_id_column: true,
         })
     }
 
@@ -532,17 +522,11 @@ impl Catalog {
             checked: false,
             closed_normally: false,
             counted: false,
-            wants_id_column: true,
         };
         match c.meta("schema_version")?.as_deref() {
             None => c.set_meta("schema_version", &SCHEMA_VERSION.to_string())?,
             Some("1") => c.migrate_1_2()?,
             Some(_) => c.check_schema()?,
-        }
-        if !has_wants_id(&c.conn).map_err(|e| c.db_err(e))? {
-            c.conn
-                .execute_batch(ADD_WANTS_ID)
-                .map_err(|e| c.db_err(e))?;
         }
         c.conn.execute_batch(INDEXES).map_err(db)?;
         c.count_languages()?;
@@ -695,43 +679,38 @@ impl Catalog {
     }
 
     pub fn rejected(&self, path: &str) -> Result<Option<Rejected>, CatalogError> {
-        let sql = if self.wants_id_column {
-            "SELECT size, mtime_ns, error, wants_id FROM rejects WHERE path = ?1"
-        } else {
-            "SELECT size, mtime_ns, error, NULL FROM rejects WHERE path = ?1"
-        };
-        q(&self.conn, sql, [path], |r| {
-            Ok(Rejected {
-                size: r.get::<_, i64>(0)? as u64,
-                mtime_ns: r.get(1)?,
-                error: r.get(2)?,
-                wants_id: r.get(3)?,
-            })
-        })
+        q(
+            &self.conn,
+            "SELECT size, mtime_ns, error FROM rejects WHERE path = ?1",
+            [path],
+            |r| {
+                Ok(Rejected {
+                    size: r.get::<_, i64>(0)? as u64,
+                    mtime_ns: r.get(1)?,
+                    error: r.get(2)?,
+                })
+            },
+        )
         .optional()
         .map_err(|e| self.db_err(e))
     }
 
-    /// How many files are rejected as they are now.
-    pub fn rejected_count(&self) -> Result<usize, CatalogError> {
-        q(&self.conn, "SELECT COUNT(*) FROM rejects", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map(|n| n as usize)
-        .map_err(|e| self.db_err(e))
-    }
-
-    /// The rejected files that want `id`, which another file had.
-    pub fn rejected_wanting(&self, id: &str) -> Result<Vec<String>, CatalogError> {
-        if !self.wants_id_column {
-            return Ok(Vec::new());
-        }
+    pub fn all_rejected(&self) -> Result<HashMap<String, Rejected>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT path FROM rejects WHERE wants_id = ?1 ORDER BY path")
+            .prepare_cached("SELECT path, size, mtime_ns, error FROM rejects")
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
-            .query_map([id], |r| r.get(0))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Rejected {
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_ns: r.get(2)?,
+                        error: r.get(3)?,
+                    },
+                ))
+            })
             .map_err(|e| self.db_err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
     }
@@ -1389,13 +1368,10 @@ impl Catalog {
                     size,
                     mtime_ns,
                     error,
-                    wants_id,
                 } => {
-                    exec(
-                        &tx,
-                        "INSERT OR REPLACE INTO rejects (path, size, mtime_ns, error, wants_id)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![path, *size as i64, mtime_ns, error, wants_id],
+                    exec(&tx,
+                        "INSERT OR REPLACE INTO rejects (path, size, mtime_ns, error) VALUES (?1, ?2, ?3, ?4)",
+                        params![path, *size as i64, mtime_ns, error],
                     )
                     .map_err(db)?;
                 }
@@ -1582,9 +1558,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     path     TEXT PRIMARY KEY,
     size     INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    error    TEXT NOT NULL,
-    -- see ADD_WANTS_ID
-    wants_id TEXT
+    error    TEXT NOT NULL
 );
 ";
 
@@ -1620,22 +1594,7 @@ DROP TRIGGER IF EXISTS lang_counts_update;
 ";
 
 /// Indexes on the columns of schema 2 (created after a migration added them).
-/// `rejects.wants_id` came after schema 2 and is added in place, without a
-/// new schema version: releases before it write their rejects without it
-/// and read the table as they did, so going back to one keeps the state.
-const ADD_WANTS_ID: &str = "ALTER TABLE rejects ADD COLUMN wants_id TEXT;";
-
-fn has_wants_id(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('rejects') WHERE name = 'wants_id'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-}
-
 const INDEXES: &str = "
-CREATE INDEX IF NOT EXISTS rejects_by_wanted_id ON rejects (wants_id) WHERE wants_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS entry_tags_names ON entry_tags (slug, name);
 CREATE INDEX IF NOT EXISTS entries_shown_by_date ON entries (sort_key DESC, id) WHERE visible = 1;
 CREATE INDEX IF NOT EXISTS entries_shown_by_lang_date ON entries (lang_primary, sort_key DESC, id) WHERE visible = 1;
@@ -2133,60 +2092,6 @@ mod tests {
         };
         assert_eq!(c.latest(bus, 5).unwrap().len(), 1);
         assert_eq!(c.meta("schema_version").unwrap().as_deref(), Some("2"));
-    }
-
-    #[test]
-    fn wants_id_is_added_in_place_and_a_state_without_it_reads_as_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = at("2026-01-01T00:00:00Z");
-        {
-            let mut c = Catalog::open(dir.path()).unwrap();
-            c.import(&[], now).unwrap();
-            c.finish_import(true).unwrap();
-        }
-        {
-            // A state written by a release before the column.
-            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-            conn.execute_batch(
-                "DROP INDEX rejects_by_wanted_id;
-                 ALTER TABLE rejects DROP COLUMN wants_id;
-                 INSERT INTO rejects VALUES ('old.md', 3, 4, 'no text');",
-            )
-            .unwrap();
-        }
-        let old = Rejected {
-            size: 3,
-            mtime_ns: 4,
-            error: "no text".into(),
-            wants_id: None,
-        };
-        {
-            let c = Catalog::open_read_only(dir.path()).unwrap().unwrap();
-            assert_eq!(c.rejected("old.md").unwrap(), Some(old.clone()));
-            assert!(c.rejected_wanting("tag:x:n").unwrap().is_empty());
-        }
-        let mut c = Catalog::open(dir.path()).unwrap();
-        assert!(c.recovered_from.is_none());
-        assert_eq!(c.meta("schema_version").unwrap().as_deref(), Some("2"));
-        assert_eq!(c.rejected("old.md").unwrap(), Some(old));
-        let reject = |path: &str, wants_id: Option<&str>| Change::Reject {
-            path: path.into(),
-            size: 1,
-            mtime_ns: 2,
-            error: "taken".into(),
-            wants_id: wants_id.map(String::from),
-        };
-        c.apply(
-            &[
-                reject("z.md", Some("tag:x:n")),
-                reject("y.md", Some("tag:x:n")),
-            ],
-            now,
-        )
-        .unwrap();
-        c.apply(&[reject("w.md", None)], now).unwrap();
-        assert_eq!(c.rejected_wanting("tag:x:n").unwrap(), ["y.md", "z.md"]);
-        assert_eq!(c.rejected_count().unwrap(), 4);
     }
 
     #[test]

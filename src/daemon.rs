@@ -614,7 +614,7 @@ fn changed_feeds(base_url: &str, synced: &Synced) -> Vec<String> {
 
 /// Files rejected as they are now.
 fn rejected_count(engine: &Engine) -> usize {
-    engine.catalog().rejected_count().unwrap_or(0)
+    engine.catalog().all_rejected().map_or(0, |r| r.len())
 }
 
 fn log_up_to_date(r: &crate::publish::WriteReport, took: Duration) {

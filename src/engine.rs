@@ -418,23 +418,6 @@ impl Engine {
         gone.retain(|(p, _)| !files.contains_key(p));
         gone.sort_by(|a, b| a.0.cmp(&b.0));
         gone.dedup_by(|a, b| a.0 == b.0);
-        // Files refused the front-matter id of a file now gone may have it.
-        for (_, k) in &gone {
-            for rel in self.catalog.rejected_wanting(&k.id)? {
-                if files.contains_key(&rel) {
-                    continue;
-                }
-                let listing =
-                    scan::scan_path(&watch, &rel).map_err(|source| EngineError::Watch {
-                        path: watch.clone(),
-                        source,
-                    })?;
-                for f in listing.files {
-                    files.insert(f.rel.clone(), f);
-                }
-                errors.extend(listing.errors);
-            }
-        }
         let files: Vec<_> = files.into_values().collect();
         let ctx = self.context(false);
         let mut plan = pipeline::plan(&self.catalog, &files, &known, &mut gone, &ctx, true)?;

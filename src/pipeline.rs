@@ -313,9 +313,7 @@ pub fn triage<'f>(
                 catalog.rejected(&f.rel)?
             };
             if let Some(r) = rejected {
-                // (One refused an id another file had is decided again:
-                // that file may be gone.)
-                if same_meta(r.size, r.mtime_ns) && r.wants_id.is_none() {
+                if same_meta(r.size, r.mtime_ns) {
                     let mut o = outcome(&f.rel, Status::Rejected, None);
                     o.error = Some(r.error);
                     o.fresh = false;
@@ -351,14 +349,14 @@ fn decide(
     for (f, result) in to_read.into_iter().zip(parsed) {
         let (hash, parsed) = match result {
             Err(error) => {
-                plan.reject(catalog, ctx, f, error, None, None)?;
+                plan.reject(f, error, None);
                 continue;
             }
             Ok(r) => r,
         };
         let a = match parsed {
             Err(e) => {
-                plan.reject(catalog, ctx, f, e.to_string(), None, None)?;
+                plan.reject(f, e.to_string(), None);
                 continue;
             }
             Ok(a) => a,
@@ -392,7 +390,7 @@ fn decide(
                 .filter(|p| !p.is_empty() && !gone.iter().any(|(g, _)| g == *p));
             if let Some(holder) = claim.or(present) {
                 let msg = format!("front matter `id` {fm_id:?} is already used by {holder}");
-                plan.reject(catalog, ctx, f, msg, Some(encoding), Some(fm_id))?;
+                plan.reject(f, msg, Some(encoding));
                 continue;
             }
             if let Some(e) = stored {
@@ -559,38 +557,17 @@ fn decide(
 }
 
 impl Plan {
-    /// Rejects `f`, refused `wants_id` if that is why. A file rejected as
-    /// it is, for the same reason, before (read again: the id it wanted,
-    /// or new reading rules) is not news.
-    fn reject(
-        &mut self,
-        catalog: &Catalog,
-        ctx: &Context,
-        f: &FileInfo,
-        error: String,
-        encoding: Option<&'static str>,
-        wants_id: Option<String>,
-    ) -> Result<(), CatalogError> {
-        let before = if ctx.empty_catalog {
-            None
-        } else {
-            catalog.rejected(&f.rel)?
-        };
-        let again = before
-            .is_some_and(|r| (r.size, r.mtime_ns) == (f.size, f.mtime_ns) && r.error == error);
+    fn reject(&mut self, f: &FileInfo, error: String, encoding: Option<&'static str>) {
         self.changes.push(Change::Reject {
             path: f.rel.clone(),
             size: f.size,
             mtime_ns: f.mtime_ns,
             error: error.clone(),
-            wants_id,
         });
         let mut o = outcome(&f.rel, Status::Rejected, None);
         o.error = Some(error);
         o.encoding = encoding;
-        o.fresh = !again;
         self.outcomes.push(o);
-        Ok(())
     }
 }
 

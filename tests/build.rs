@@ -437,37 +437,6 @@ fn a_front_matter_id_given_twice_in_one_run_stays_with_the_first_file() {
     assert!(titles.contains(&"Near first".to_string()), "{titles:?}");
     assert!(titles.contains(&"Far first".to_string()), "{titles:?}");
     assert!(!titles.iter().any(|t| t.ends_with("second")), "{titles:?}");
-    let near_id = site
-        .parse_feed("atom.xml")
-        .entries
-        .iter()
-        .find(|e| e.title.as_ref().is_some_and(|t| t.content == "Near first"))
-        .map(|e| e.id.clone())
-        .unwrap();
-
-    // Decided again at the next start, and not news while nothing changed.
-    let out = site.build();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!log.contains("near-2.md"), "{log}");
-    assert!(log.contains("rejected=2"), "{log}");
-
-    // The first files go: the second ones get their ids.
-    std::fs::remove_file(site.watch().join("a/near-1.md")).unwrap();
-    std::fs::remove_file(site.watch().join("b/far.md")).unwrap();
-    let out = site.build();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("rejected=0"), "{log}");
-    let rows = site.check_json();
-    assert_eq!(row_for(&rows, "a/near-2.md")["id"], near_id.as_str());
-    assert_eq!(row_for(&rows, "z/far.md")["status"], "published");
-    let feed = site.parse_feed("atom.xml");
-    let second = feed
-        .entries
-        .iter()
-        .find(|e| e.id == near_id)
-        .and_then(|e| e.title.as_ref())
-        .map(|t| t.content.clone());
-    assert_eq!(second.as_deref(), Some("Near second"));
 }
 
 #[test]

@@ -223,33 +223,6 @@ fn deletion_and_folder_moves() {
 }
 
 #[test]
-fn a_file_refused_an_id_gets_it_when_the_holder_goes() {
-    let (site, d) = started();
-    let w = site.watch();
-    let with_id = |title: &str| format!("---\ntitle: {title}\nid: tram-4\n---\nText.\n");
-    std::fs::write(w.join("a.md"), with_id("Holder")).unwrap();
-    wait_feed(&d, "holder", |t| count(t, "Holder") == 1);
-    std::fs::write(w.join("b.md"), with_id("Latecomer")).unwrap();
-    wait_for(DEADLINE, || {
-        d.logs()
-            .iter()
-            .any(|l| l.contains("b.md") && l.contains("already used by a.md"))
-            .then_some(())
-    })
-    .expect("b.md refused the id, naming a.md");
-    let id = feed_ids(&d.get("/atom.xml"))
-        .into_iter()
-        .find(|i| i.ends_with("tram-4"))
-        .expect("the holder's id");
-    // Only the holder's file goes: the other file takes the id.
-    std::fs::remove_file(w.join("a.md")).unwrap();
-    let titles = wait_feed(&d, "latecomer", |t| count(t, "Latecomer") == 1);
-    assert_eq!(count(&titles, "Holder"), 0);
-    let atom = d.get("/atom.xml");
-    assert_eq!(feed_ids(&atom).iter().filter(|i| **i == id).count(), 1);
-}
-
-#[test]
 fn links_leading_outside_are_never_published() {
     let (site, d) = started();
     let secret = site.path().join("secret.txt");
