@@ -324,16 +324,14 @@ impl Engine {
         let mut chunked =
             pipeline::Chunked::new(&known, gone, Claimed::default(), &ctx, chunks.len());
         let applied = std::thread::scope(|s| -> Result<(), EngineError> {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let reader_ctx = &ctx;
-            let reader_chunks = &chunks;
+            // (A rendezvous: the readers go on with the chunk after the one
+            // waiting here, so that three chunks are in memory at most.)
+            let (tx, rx) = std::sync::mpsc::sync_channel(0);
+            let (reader_ctx, to_read) = (&ctx, &to_read);
             s.spawn(move || {
-                for chunk in reader_chunks {
-                    let parsed = pipeline::read_and_parse_all(chunk, reader_ctx);
-                    if tx.send(parsed).is_err() {
-                        return;
-                    }
-                }
+                pipeline::read_and_parse_chunks(to_read, CHUNK, reader_ctx, |parsed| {
+                    tx.send(parsed).is_ok()
+                });
             });
             for (i, chunk) in chunks.iter().enumerate() {
                 let Ok(parsed) = rx.recv() else {

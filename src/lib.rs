@@ -57,7 +57,7 @@
 //! - [`report`]: per-file results for `check` and for logs.
 //! - [`logging`]: human, journald or JSON log output.
 //! - [`allocator`]: how long freed memory is kept (longer during a first import).
-//! - [`parallel`]: a function over a slice on all cores, results in order (listing the watch folder, parsing, compression); reading files runs two threads per core, so that one waiting for the disk leaves its core to another.
+//! - [`parallel`]: a function over a slice on all cores, results in order (listing the watch folder, parsing, compression); reading files runs two threads per core, so that one waiting for the disk leaves its core to another; a first import reads chunk by chunk on the same threads.
 //! - `fuzzing`: the property the fuzz target (`fuzz/`) and its regression test check.
 //!
 //! # Invariants

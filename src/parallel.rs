@@ -1,11 +1,13 @@
 //! One helper: a function over a slice on all cores, results in order
-//! (and its variant for jobs that also wait for the disk).
+//! (and its variants for jobs that also wait for the disk, and for a long
+//! slice handed on chunk by chunk to a consumer, by the same threads).
 //!
 //! Used where a batch of independent, unevenly sized jobs holds up a
 //! publish: listing the watch folder, reading and parsing files,
 //! compressing documents.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// `f` over `items` on up to 8 cores, results in the order of `items`.
 /// Each thread takes the next item as it finishes one, so a slow item does
@@ -20,6 +22,151 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 /// that a thread waiting for a read leaves its core to another.
 pub fn map_reading<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     map_on((cores() * 2).min(16), items, f)
+}
+
+/// [`map_reading`] over `items` in consecutive chunks of `chunk` items,
+/// handed to `sink` in order, on the calling thread, as each completes;
+/// `sink` returns `false` to stop early. The same threads serve every
+/// chunk (no thread, and no allocator heap, started per chunk). They work
+/// on one chunk at a time: the next one while `sink` holds the last, as
+/// when each chunk was mapped in turn.
+pub fn map_reading_chunks<T: Sync, R: Send>(
+    items: &[T],
+    chunk: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut sink: impl FnMut(Vec<R>) -> bool,
+) {
+    let chunk = chunk.max(1);
+    let threads = (cores() * 2).min(16).min(items.len());
+    if threads <= 1 || items.len() <= chunk {
+        for part in items.chunks(chunk) {
+            if !sink(part.iter().map(&f).collect()) {
+                return;
+            }
+        }
+        return;
+    }
+    let chunks = items.len().div_ceil(chunk);
+    let pool = Pool {
+        state: Mutex::new(PoolState {
+            done: std::collections::BTreeMap::new(),
+            filled: vec![0; chunks],
+            handed: 0,
+            stop: false,
+        }),
+        ready: Condvar::new(),
+        room: Condvar::new(),
+    };
+    let next = AtomicUsize::new(0);
+    let (f, next, pool) = (&f, &next, &pool);
+    let len_of = |k: usize| chunk.min(items.len() - k * chunk);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let _stop_on_panic = StopOnPanic(pool);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return;
+                        };
+                        let k = i / chunk;
+                        {
+                            let mut state = pool.lock();
+                            while !state.stop && k > state.handed {
+                                state = pool.room.wait(state).unwrap_or_else(|e| e.into_inner());
+                            }
+                            if state.stop {
+                                return;
+                            }
+                        }
+                        let r = f(item);
+                        let mut state = pool.lock();
+                        state.done.insert(i, r);
+                        state.filled[k] += 1;
+                        if state.filled[k] == len_of(k) {
+                            pool.ready.notify_all();
+                        }
+                    }
+                })
+            })
+            .collect();
+        hand_on(pool, chunks, chunk, len_of, &mut sink);
+        for w in workers {
+            w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+    });
+}
+
+/// The calling thread's part of [`map_reading_chunks`]: each chunk to
+/// `sink` as soon as it is complete.
+fn hand_on<R>(
+    pool: &Pool<R>,
+    chunks: usize,
+    chunk: usize,
+    len_of: impl Fn(usize) -> usize,
+    sink: &mut impl FnMut(Vec<R>) -> bool,
+) {
+    for k in 0..chunks {
+        let mut state = pool.lock();
+        while !state.stop && state.filled[k] < len_of(k) {
+            state = pool.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.stop {
+            // A worker panicked: joining it passes the panic on.
+            return;
+        }
+        let later = state.done.split_off(&((k + 1) * chunk));
+        let results = std::mem::replace(&mut state.done, later);
+        state.handed = k + 1;
+        drop(state);
+        pool.room.notify_all();
+        if !sink(results.into_values().collect()) {
+            pool.lock().stop = true;
+            pool.room.notify_all();
+            return;
+        }
+    }
+}
+
+struct Pool<R> {
+    state: Mutex<PoolState<R>>,
+    /// A chunk was completed.
+    ready: Condvar,
+    /// A chunk was handed on: workers may go on.
+    room: Condvar,
+}
+
+struct PoolState<R> {
+    /// Results not handed on yet, by item.
+    done: std::collections::BTreeMap<usize, R>,
+    /// Results per chunk.
+    filled: Vec<usize>,
+    /// Chunks handed to the sink.
+    handed: usize,
+    /// The sink stopped, or a worker panicked.
+    stop: bool,
+}
+
+impl<R> Pool<R> {
+    fn lock(&self) -> MutexGuard<'_, PoolState<R>> {
+        // Nothing panics while holding the lock; a poisoned one is still whole.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Wakes everyone with `stop` set when a worker unwinds, so that nobody
+/// waits for the results it will never give.
+struct StopOnPanic<'a, R>(&'a Pool<R>);
+
+impl<R> Drop for StopOnPanic<'_, R> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().stop = true;
+            self.0.ready.notify_all();
+            self.0.room.notify_all();
+        }
+    }
 }
 
 fn cores() -> usize {
@@ -76,5 +223,73 @@ mod tests {
             let order: Vec<u64> = out.iter().map(|(i, _)| *i).collect();
             assert_eq!(order, items);
         }
+    }
+
+    #[test]
+    fn chunks_come_whole_and_in_order() {
+        let items: Vec<u64> = (0..1003).collect();
+        let work = |&i: &u64| {
+            let mut x = i;
+            for _ in 0..(1003 - i) * 50 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            i
+        };
+        let mut seen = Vec::new();
+        map_reading_chunks(&items, 100, work, |part| {
+            assert!(part.len() == 100 || seen.len() == 1000, "{}", part.len());
+            seen.extend(part);
+            true
+        });
+        assert_eq!(seen, items);
+        // Small inputs run on the calling thread, still in chunks.
+        let mut sizes = Vec::new();
+        map_reading_chunks(
+            &items[..5],
+            2,
+            |&i| i,
+            |part| {
+                sizes.push(part.len());
+                true
+            },
+        );
+        assert_eq!(sizes, [2, 2, 1]);
+    }
+
+    #[test]
+    fn the_sink_can_stop_early() {
+        let items: Vec<u64> = (0..10_000).collect();
+        let calls = AtomicUsize::new(0);
+        let mut chunks = 0;
+        map_reading_chunks(
+            &items,
+            100,
+            |&i| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                i
+            },
+            |_| {
+                chunks += 1;
+                chunks < 3
+            },
+        );
+        assert_eq!(chunks, 3);
+        // The fourth chunk, done while the sink held the third, at most.
+        assert!(calls.load(Ordering::Relaxed) <= 400, "{calls:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "bad item")]
+    fn a_panic_in_a_worker_is_passed_on() {
+        let items: Vec<u64> = (0..1000).collect();
+        map_reading_chunks(
+            &items,
+            100,
+            |&i| {
+                assert!(i != 450, "bad item");
+                i
+            },
+            |_| true,
+        );
     }
 }

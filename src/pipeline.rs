@@ -664,6 +664,17 @@ pub fn read_and_parse_all(files: &[&FileInfo], ctx: &Context) -> Vec<ReadResult>
     crate::parallel::map_reading(files, |f| read_and_parse(f, ctx))
 }
 
+/// [`read_and_parse_all`] for many files: `sink` gets the results of each
+/// `chunk` files in turn, and returns `false` to stop.
+pub fn read_and_parse_chunks(
+    files: &[&FileInfo],
+    chunk: usize,
+    ctx: &Context,
+    sink: impl FnMut(Vec<ReadResult>) -> bool,
+) {
+    crate::parallel::map_reading_chunks(files, chunk, |f| read_and_parse(f, ctx), sink);
+}
+
 fn read_and_parse(f: &FileInfo, ctx: &Context) -> ReadResult {
     if let Some(progress) = &ctx.progress {
         progress();
