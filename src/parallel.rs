@@ -107,6 +107,8 @@ fn hand_on<R>(
     len_of: impl Fn(usize) -> usize,
     sink: &mut impl FnMut(Vec<R>) -> bool,
 ) {
+    // A panic in `sink` must not leave the workers waiting for room.
+    let _stop_on_panic = StopOnPanic(pool);
     for k in 0..chunks {
         let mut state = pool.lock();
         while !state.stop && state.filled[k] < len_of(k) {
@@ -155,8 +157,8 @@ impl<R> Pool<R> {
     }
 }
 
-/// Wakes everyone with `stop` set when a worker unwinds, so that nobody
-/// waits for the results it will never give.
+/// Wakes everyone with `stop` set when a worker or the sink unwinds, so
+/// that nobody waits for what will never come.
 struct StopOnPanic<'a, R>(&'a Pool<R>);
 
 impl<R> Drop for StopOnPanic<'_, R> {
@@ -276,6 +278,21 @@ mod tests {
         assert_eq!(chunks, 3);
         // The fourth chunk, done while the sink held the third, at most.
         assert!(calls.load(Ordering::Relaxed) <= 400, "{calls:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "bad chunk")]
+    fn a_panic_in_the_sink_is_passed_on() {
+        let items: Vec<u64> = (0..1000).collect();
+        map_reading_chunks(
+            &items,
+            100,
+            |&i| i,
+            |part| {
+                assert!(part[0] < 300, "bad chunk");
+                true
+            },
+        );
     }
 
     #[test]
