@@ -1595,7 +1595,9 @@ DROP TRIGGER IF EXISTS lang_counts_delete;
 DROP TRIGGER IF EXISTS lang_counts_update;
 ";
 
-/// Indexes on the columns of schema 2 (created after a migration added them).
+/// Indexes on the columns of schema 2 (created after a migration added them),
+/// made at every open; a first import builds some of them at its end
+/// ([`DROP_FEED_INDEXES`]).
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS entry_tags_by_slug ON entry_tags (slug, id);
 CREATE INDEX IF NOT EXISTS entry_tags_names ON entry_tags (slug, name);
