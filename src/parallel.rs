@@ -38,7 +38,14 @@ pub fn map_reading_chunks<T: Sync, R: Send>(
 ) {
     let chunk = chunk.max(1);
     let threads = (cores() * 2).min(16).min(items.len());
-    if threads <= 1 || items.len() <= chunk {
+    if items.len() <= chunk {
+        // One chunk (or none): the ordinary map.
+        if !items.is_empty() {
+            sink(map_reading(items, f));
+        }
+        return;
+    }
+    if threads <= 1 {
         for part in items.chunks(chunk) {
             if !sink(part.iter().map(&f).collect()) {
                 return;
@@ -46,79 +53,74 @@ pub fn map_reading_chunks<T: Sync, R: Send>(
         }
         return;
     }
-    let chunks = items.len().div_ceil(chunk);
     let pool = Pool {
+        chunk,
+        len: items.len(),
         state: Mutex::new(PoolState {
             done: std::collections::BTreeMap::new(),
-            filled: vec![0; chunks],
+            filled: vec![0; items.len().div_ceil(chunk)],
             handed: 0,
             stop: false,
         }),
         ready: Condvar::new(),
         room: Condvar::new(),
+        next: AtomicUsize::new(0),
     };
-    let next = AtomicUsize::new(0);
-    let (f, next, pool) = (&f, &next, &pool);
-    let len_of = |k: usize| chunk.min(items.len() - k * chunk);
+    let (f, pool) = (&f, &pool);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(move || {
-                    let _stop_on_panic = StopOnPanic(pool);
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return;
-                        };
-                        let k = i / chunk;
-                        {
-                            let mut state = pool.lock();
-                            while !state.stop && k > state.handed {
-                                state = pool.room.wait(state).unwrap_or_else(|e| e.into_inner());
-                            }
-                            if state.stop {
-                                return;
-                            }
-                        }
-                        let r = f(item);
-                        let mut state = pool.lock();
-                        state.done.insert(i, r);
-                        state.filled[k] += 1;
-                        if state.filled[k] == len_of(k) {
-                            pool.ready.notify_all();
-                        }
-                    }
-                })
-            })
+            .map(|_| s.spawn(move || work(pool, items, f)))
             .collect();
-        hand_on(pool, chunks, chunk, len_of, &mut sink);
+        hand_on(pool, &mut sink);
         for w in workers {
             w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         }
     });
 }
 
+/// A worker of [`map_reading_chunks`]: takes the next item, once its chunk
+/// may be worked on, until there is none or the pool stops.
+fn work<T, R>(pool: &Pool<R>, items: &[T], f: &impl Fn(&T) -> R) {
+    let _stop_on_panic = StopOnPanic(pool);
+    loop {
+        let i = pool.next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else {
+            return;
+        };
+        let k = i / pool.chunk;
+        let mut state = pool.lock();
+        while !state.stop && k > state.handed {
+            state = pool.room.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.stop {
+            return;
+        }
+        drop(state);
+        let r = f(item);
+        let mut state = pool.lock();
+        state.done.insert(i, r);
+        state.filled[k] += 1;
+        if state.filled[k] == pool.len_of(k) {
+            pool.ready.notify_all();
+        }
+    }
+}
+
 /// The calling thread's part of [`map_reading_chunks`]: each chunk to
 /// `sink` as soon as it is complete.
-fn hand_on<R>(
-    pool: &Pool<R>,
-    chunks: usize,
-    chunk: usize,
-    len_of: impl Fn(usize) -> usize,
-    sink: &mut impl FnMut(Vec<R>) -> bool,
-) {
+fn hand_on<R>(pool: &Pool<R>, sink: &mut impl FnMut(Vec<R>) -> bool) {
     // A panic in `sink` must not leave the workers waiting for room.
     let _stop_on_panic = StopOnPanic(pool);
-    for k in 0..chunks {
+    for k in 0..pool.len.div_ceil(pool.chunk) {
         let mut state = pool.lock();
-        while !state.stop && state.filled[k] < len_of(k) {
+        while !state.stop && state.filled[k] < pool.len_of(k) {
             state = pool.ready.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         if state.stop {
             // A worker panicked: joining it passes the panic on.
             return;
         }
-        let later = state.done.split_off(&((k + 1) * chunk));
+        let later = state.done.split_off(&((k + 1) * pool.chunk));
         let results = std::mem::replace(&mut state.done, later);
         state.handed = k + 1;
         drop(state);
@@ -132,11 +134,17 @@ fn hand_on<R>(
 }
 
 struct Pool<R> {
+    /// Items per chunk.
+    chunk: usize,
+    /// Items in all.
+    len: usize,
     state: Mutex<PoolState<R>>,
     /// A chunk was completed.
     ready: Condvar,
     /// A chunk was handed on: workers may go on.
     room: Condvar,
+    /// The next item to take.
+    next: AtomicUsize,
 }
 
 struct PoolState<R> {
@@ -154,6 +162,11 @@ impl<R> Pool<R> {
     fn lock(&self) -> MutexGuard<'_, PoolState<R>> {
         // Nothing panics while holding the lock; a poisoned one is still whole.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Items in chunk `k` (the last may be short).
+    fn len_of(&self, k: usize) -> usize {
+        self.chunk.min(self.len - k * self.chunk)
     }
 }
 
@@ -244,18 +257,20 @@ mod tests {
             true
         });
         assert_eq!(seen, items);
-        // Small inputs run on the calling thread, still in chunks.
-        let mut sizes = Vec::new();
-        map_reading_chunks(
-            &items[..5],
-            2,
-            |&i| i,
-            |part| {
-                sizes.push(part.len());
-                true
-            },
-        );
-        assert_eq!(sizes, [2, 2, 1]);
+        // Chunks smaller than the pool, the last one short; one chunk; none.
+        for (len, expected) in [(5, vec![2, 2, 1]), (2, vec![2]), (1, vec![1]), (0, vec![])] {
+            let mut sizes = Vec::new();
+            map_reading_chunks(
+                &items[..len],
+                2,
+                |&i| i,
+                |part| {
+                    sizes.push(part.len());
+                    true
+                },
+            );
+            assert_eq!(sizes, expected);
+        }
     }
 
     #[test]
